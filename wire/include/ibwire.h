@@ -30,19 +30,20 @@ extern "C" {
 /* ---------------------------------------------------------------------------------------------
  * Errors
  */
-#define IBW_ERRNO_MAP(XX)                                                        \
-    XX(EZEROLEN, -5101, "frame length is zero")                                  \
-    XX(EMSGSIZE, -5102, "frame length is over the maximum")                      \
-    XX(ENOTAPI, -5103, "stream does not start with \"API\\0\"")                  \
-    XX(ELEGACY, -5104, "legacy (pre-v100) handshake, not supported")             \
+#define IBW_ERRNO_MAP(XX)                                                       \
+    XX(EZEROLEN, -5101, "frame length is zero")                                 \
+    XX(EMSGSIZE, -5102, "frame length is over the maximum")                     \
+    XX(ENOTAPI, -5103, "stream does not start with \"API\\0\"")                 \
+    XX(ELEGACY, -5104, "legacy (pre-v100) handshake, not supported")            \
     XX(EBADHELLO, -5105, "version string is not \"v<min>[..<max>][ options]\"") \
-    XX(ENOFIELD, -5106, "missing field")                                         \
-    XX(EBADINT, -5107, "field is not an integer in range")                       \
-    XX(EBADDOUBLE, -5108, "field is not a number")                               \
-    XX(EBADFIELD, -5109, "field is not NUL-terminated")                          \
-    XX(ENOSPC, -5110, "message does not fit the output buffer")                  \
-    XX(EBADMSGID, -5111, "message id is not a number")                           \
-    XX(EVERSION, -5112, "no layout for this server version")
+    XX(ENOFIELD, -5106, "missing field")                                        \
+    XX(EBADINT, -5107, "field is not an integer in range")                      \
+    XX(EBADDOUBLE, -5108, "field is not a number")                              \
+    XX(EBADFIELD, -5109, "field is not NUL-terminated")                         \
+    XX(ENOSPC, -5110, "message does not fit the output buffer")                 \
+    XX(EBADMSGID, -5111, "message id is not a number")                          \
+    XX(EVERSION, -5112, "no layout for this server version")                    \
+    XX(ESTATE, -5113, "writer call out of order (no frame open, or one already open)")
 
 enum ibw_errno {
 #define XX(name, code, msg) IBW_##name = (code),
@@ -106,83 +107,83 @@ int ibw_negotiate_version(const struct ibw_hello *h, int server_max);
 /* ---------------------------------------------------------------------------------------------
  * Message ids (§4.1). IN = gateway -> client, OUT = client -> gateway (IB's client-side view).
  */
-#define IBW_IN_MSG_MAP(XX)                       \
-    XX(TICK_PRICE, 1, "tickPrice")               \
-    XX(TICK_SIZE, 2, "tickSize")                 \
-    XX(ORDER_STATUS, 3, "orderStatus")           \
-    XX(ERR_MSG, 4, "error")                      \
-    XX(OPEN_ORDER, 5, "openOrder")               \
-    XX(ACCT_VALUE, 6, "updateAccountValue")      \
-    XX(PORTFOLIO_VALUE, 7, "updatePortfolio")    \
-    XX(ACCT_UPDATE_TIME, 8, "updateAccountTime") \
-    XX(NEXT_VALID_ID, 9, "nextValidId")          \
-    XX(CONTRACT_DATA, 10, "contractDetails")     \
-    XX(EXECUTION_DATA, 11, "execDetails")        \
-    XX(MANAGED_ACCTS, 15, "managedAccounts")     \
-    XX(HISTORICAL_DATA, 17, "historicalData")    \
-    XX(TICK_GENERIC, 45, "tickGeneric")          \
-    XX(TICK_STRING, 46, "tickString")            \
-    XX(CURRENT_TIME, 49, "currentTime")          \
-    XX(CONTRACT_DATA_END, 52, "contractDetailsEnd") \
-    XX(OPEN_ORDER_END, 53, "openOrderEnd")       \
-    XX(ACCT_DOWNLOAD_END, 54, "accountDownloadEnd") \
-    XX(EXECUTION_DATA_END, 55, "execDetailsEnd") \
-    XX(TICK_SNAPSHOT_END, 57, "tickSnapshotEnd") \
-    XX(MARKET_DATA_TYPE, 58, "marketDataType")   \
-    XX(POSITION_DATA, 61, "position")            \
-    XX(POSITION_END, 62, "positionEnd")          \
-    XX(ACCOUNT_SUMMARY, 63, "accountSummary")    \
-    XX(ACCOUNT_SUMMARY_END, 64, "accountSummaryEnd") \
-    XX(ACCOUNT_UPDATE_MULTI, 73, "accountUpdateMulti") \
+#define IBW_IN_MSG_MAP(XX)                                    \
+    XX(TICK_PRICE, 1, "tickPrice")                            \
+    XX(TICK_SIZE, 2, "tickSize")                              \
+    XX(ORDER_STATUS, 3, "orderStatus")                        \
+    XX(ERR_MSG, 4, "error")                                   \
+    XX(OPEN_ORDER, 5, "openOrder")                            \
+    XX(ACCT_VALUE, 6, "updateAccountValue")                   \
+    XX(PORTFOLIO_VALUE, 7, "updatePortfolio")                 \
+    XX(ACCT_UPDATE_TIME, 8, "updateAccountTime")              \
+    XX(NEXT_VALID_ID, 9, "nextValidId")                       \
+    XX(CONTRACT_DATA, 10, "contractDetails")                  \
+    XX(EXECUTION_DATA, 11, "execDetails")                     \
+    XX(MANAGED_ACCTS, 15, "managedAccounts")                  \
+    XX(HISTORICAL_DATA, 17, "historicalData")                 \
+    XX(TICK_GENERIC, 45, "tickGeneric")                       \
+    XX(TICK_STRING, 46, "tickString")                         \
+    XX(CURRENT_TIME, 49, "currentTime")                       \
+    XX(CONTRACT_DATA_END, 52, "contractDetailsEnd")           \
+    XX(OPEN_ORDER_END, 53, "openOrderEnd")                    \
+    XX(ACCT_DOWNLOAD_END, 54, "accountDownloadEnd")           \
+    XX(EXECUTION_DATA_END, 55, "execDetailsEnd")              \
+    XX(TICK_SNAPSHOT_END, 57, "tickSnapshotEnd")              \
+    XX(MARKET_DATA_TYPE, 58, "marketDataType")                \
+    XX(POSITION_DATA, 61, "position")                         \
+    XX(POSITION_END, 62, "positionEnd")                       \
+    XX(ACCOUNT_SUMMARY, 63, "accountSummary")                 \
+    XX(ACCOUNT_SUMMARY_END, 64, "accountSummaryEnd")          \
+    XX(ACCOUNT_UPDATE_MULTI, 73, "accountUpdateMulti")        \
     XX(ACCOUNT_UPDATE_MULTI_END, 74, "accountUpdateMultiEnd") \
-    XX(SYMBOL_SAMPLES, 79, "symbolSamples")      \
-    XX(TICK_REQ_PARAMS, 81, "tickReqParams")     \
-    XX(HEAD_TIMESTAMP, 88, "headTimestamp")      \
-    XX(HISTORICAL_DATA_UPDATE, 90, "historicalDataUpdate") \
-    XX(COMPLETED_ORDER, 101, "completedOrder")   \
-    XX(COMPLETED_ORDERS_END, 102, "completedOrdersEnd") \
+    XX(SYMBOL_SAMPLES, 79, "symbolSamples")                   \
+    XX(TICK_REQ_PARAMS, 81, "tickReqParams")                  \
+    XX(HEAD_TIMESTAMP, 88, "headTimestamp")                   \
+    XX(HISTORICAL_DATA_UPDATE, 90, "historicalDataUpdate")    \
+    XX(COMPLETED_ORDER, 101, "completedOrder")                \
+    XX(COMPLETED_ORDERS_END, 102, "completedOrdersEnd")       \
     XX(HISTORICAL_DATA_END, 108, "historicalDataEnd")
 
-#define IBW_OUT_MSG_MAP(XX)                               \
-    XX(REQ_MKT_DATA, 1, "reqMktData")                     \
-    XX(CANCEL_MKT_DATA, 2, "cancelMktData")               \
-    XX(PLACE_ORDER, 3, "placeOrder")                      \
-    XX(CANCEL_ORDER, 4, "cancelOrder")                    \
-    XX(REQ_OPEN_ORDERS, 5, "reqOpenOrders")               \
-    XX(REQ_ACCT_DATA, 6, "reqAccountUpdates")             \
-    XX(REQ_EXECUTIONS, 7, "reqExecutions")                \
-    XX(REQ_IDS, 8, "reqIds")                              \
-    XX(REQ_CONTRACT_DATA, 9, "reqContractDetails")        \
-    XX(REQ_MKT_DEPTH, 10, "reqMktDepth")                  \
-    XX(CANCEL_MKT_DEPTH, 11, "cancelMktDepth")            \
-    XX(REQ_AUTO_OPEN_ORDERS, 15, "reqAutoOpenOrders")     \
-    XX(REQ_ALL_OPEN_ORDERS, 16, "reqAllOpenOrders")       \
-    XX(REQ_MANAGED_ACCTS, 17, "reqManagedAccts")          \
-    XX(REQ_HISTORICAL_DATA, 20, "reqHistoricalData")      \
-    XX(CANCEL_HISTORICAL_DATA, 25, "cancelHistoricalData") \
-    XX(REQ_CURRENT_TIME, 49, "reqCurrentTime")            \
-    XX(REQ_REAL_TIME_BARS, 50, "reqRealTimeBars")         \
-    XX(CANCEL_REAL_TIME_BARS, 51, "cancelRealTimeBars")   \
-    XX(REQ_GLOBAL_CANCEL, 58, "reqGlobalCancel")          \
-    XX(REQ_MARKET_DATA_TYPE, 59, "reqMarketDataType")     \
-    XX(REQ_POSITIONS, 61, "reqPositions")                 \
-    XX(REQ_ACCOUNT_SUMMARY, 62, "reqAccountSummary")      \
-    XX(CANCEL_ACCOUNT_SUMMARY, 63, "cancelAccountSummary") \
-    XX(CANCEL_POSITIONS, 64, "cancelPositions")           \
-    XX(START_API, 71, "startApi")                         \
-    XX(REQ_POSITIONS_MULTI, 74, "reqPositionsMulti")      \
-    XX(CANCEL_POSITIONS_MULTI, 75, "cancelPositionsMulti") \
-    XX(REQ_ACCOUNT_UPDATES_MULTI, 76, "reqAccountUpdatesMulti") \
+#define IBW_OUT_MSG_MAP(XX)                                           \
+    XX(REQ_MKT_DATA, 1, "reqMktData")                                 \
+    XX(CANCEL_MKT_DATA, 2, "cancelMktData")                           \
+    XX(PLACE_ORDER, 3, "placeOrder")                                  \
+    XX(CANCEL_ORDER, 4, "cancelOrder")                                \
+    XX(REQ_OPEN_ORDERS, 5, "reqOpenOrders")                           \
+    XX(REQ_ACCT_DATA, 6, "reqAccountUpdates")                         \
+    XX(REQ_EXECUTIONS, 7, "reqExecutions")                            \
+    XX(REQ_IDS, 8, "reqIds")                                          \
+    XX(REQ_CONTRACT_DATA, 9, "reqContractDetails")                    \
+    XX(REQ_MKT_DEPTH, 10, "reqMktDepth")                              \
+    XX(CANCEL_MKT_DEPTH, 11, "cancelMktDepth")                        \
+    XX(REQ_AUTO_OPEN_ORDERS, 15, "reqAutoOpenOrders")                 \
+    XX(REQ_ALL_OPEN_ORDERS, 16, "reqAllOpenOrders")                   \
+    XX(REQ_MANAGED_ACCTS, 17, "reqManagedAccts")                      \
+    XX(REQ_HISTORICAL_DATA, 20, "reqHistoricalData")                  \
+    XX(CANCEL_HISTORICAL_DATA, 25, "cancelHistoricalData")            \
+    XX(REQ_CURRENT_TIME, 49, "reqCurrentTime")                        \
+    XX(REQ_REAL_TIME_BARS, 50, "reqRealTimeBars")                     \
+    XX(CANCEL_REAL_TIME_BARS, 51, "cancelRealTimeBars")               \
+    XX(REQ_GLOBAL_CANCEL, 58, "reqGlobalCancel")                      \
+    XX(REQ_MARKET_DATA_TYPE, 59, "reqMarketDataType")                 \
+    XX(REQ_POSITIONS, 61, "reqPositions")                             \
+    XX(REQ_ACCOUNT_SUMMARY, 62, "reqAccountSummary")                  \
+    XX(CANCEL_ACCOUNT_SUMMARY, 63, "cancelAccountSummary")            \
+    XX(CANCEL_POSITIONS, 64, "cancelPositions")                       \
+    XX(START_API, 71, "startApi")                                     \
+    XX(REQ_POSITIONS_MULTI, 74, "reqPositionsMulti")                  \
+    XX(CANCEL_POSITIONS_MULTI, 75, "cancelPositionsMulti")            \
+    XX(REQ_ACCOUNT_UPDATES_MULTI, 76, "reqAccountUpdatesMulti")       \
     XX(CANCEL_ACCOUNT_UPDATES_MULTI, 77, "cancelAccountUpdatesMulti") \
-    XX(REQ_MATCHING_SYMBOLS, 81, "reqMatchingSymbols")    \
-    XX(REQ_HEAD_TIMESTAMP, 87, "reqHeadTimestamp")        \
-    XX(CANCEL_HEAD_TIMESTAMP, 90, "cancelHeadTimestamp")  \
-    XX(REQ_PNL, 92, "reqPnL")                             \
-    XX(CANCEL_PNL, 93, "cancelPnL")                       \
-    XX(REQ_HISTORICAL_TICKS, 96, "reqHistoricalTicks")    \
-    XX(REQ_TICK_BY_TICK, 97, "reqTickByTickData")         \
-    XX(CANCEL_TICK_BY_TICK, 98, "cancelTickByTickData")   \
-    XX(REQ_COMPLETED_ORDERS, 99, "reqCompletedOrders")    \
+    XX(REQ_MATCHING_SYMBOLS, 81, "reqMatchingSymbols")                \
+    XX(REQ_HEAD_TIMESTAMP, 87, "reqHeadTimestamp")                    \
+    XX(CANCEL_HEAD_TIMESTAMP, 90, "cancelHeadTimestamp")              \
+    XX(REQ_PNL, 92, "reqPnL")                                         \
+    XX(CANCEL_PNL, 93, "cancelPnL")                                   \
+    XX(REQ_HISTORICAL_TICKS, 96, "reqHistoricalTicks")                \
+    XX(REQ_TICK_BY_TICK, 97, "reqTickByTickData")                     \
+    XX(CANCEL_TICK_BY_TICK, 98, "cancelTickByTickData")               \
+    XX(REQ_COMPLETED_ORDERS, 99, "reqCompletedOrders")                \
     XX(REQ_USER_INFO, 104, "reqUserInfo")
 
 enum ibw_in_msg {
@@ -222,13 +223,13 @@ void ibw_reader_init(struct ibw_reader *r, const uint8_t *payload, size_t len);
 unsigned ibw_reader_left(const struct ibw_reader *r);
 /* *s points into the payload, NUL-terminated; valid as long as the payload. */
 int ibw_read_str(struct ibw_reader *r, const char **s);
-int ibw_read_int(struct ibw_reader *r, int *v);          /* empty -> 0 */
-int ibw_read_int_max(struct ibw_reader *r, int *v);      /* empty -> IBW_UNSET_INT */
-int ibw_read_long(struct ibw_reader *r, int64_t *v);     /* empty -> 0 */
-int ibw_read_double(struct ibw_reader *r, double *v);    /* empty -> 0.0 */
+int ibw_read_int(struct ibw_reader *r, int *v);           /* empty -> 0 */
+int ibw_read_int_max(struct ibw_reader *r, int *v);       /* empty -> IBW_UNSET_INT */
+int ibw_read_long(struct ibw_reader *r, int64_t *v);      /* empty -> 0 */
+int ibw_read_double(struct ibw_reader *r, double *v);     /* empty -> 0.0 */
 int ibw_read_double_max(struct ibw_reader *r, double *v); /* empty -> IBW_UNSET_DOUBLE */
-int ibw_read_bool(struct ibw_reader *r, bool *v);        /* "0"/"" -> false, other ints -> true */
-int ibw_read_skip(struct ibw_reader *r, unsigned n);     /* skips n fields */
+int ibw_read_bool(struct ibw_reader *r, bool *v);         /* "0"/"" -> false, other ints -> true */
+int ibw_read_skip(struct ibw_reader *r, unsigned n);      /* skips n fields */
 
 /* The message id of a payload (its first field), strictly numeric: IBW_EBADMSGID otherwise. */
 int ibw_read_msg_id(struct ibw_reader *r, int *id);
@@ -242,6 +243,14 @@ int ibw_read_msg_id(struct ibw_reader *r, int *id);
  *     n = ibw_writer_end(&w);            back-patches the length; < 0 if any put failed
  *
  * Several begin/end pairs may follow each other in one buffer; w.len is the total so far.
+ *
+ * The first error is sticky for the writer's lifetime (like the reader's): once w.err is set,
+ * every later begin/put/encoder is a no-op and ibw_writer_end() / the encoders return w.err.
+ * The frames completed before the failure stay in buf[0..w.len); re-init to start over.
+ * IBW_ENOSPC: a frame did not fit. IBW_ESTATE: put/end without begin, begin with a frame open,
+ * or ibw_enc_hello() with a frame open. IBW_EZEROLEN / IBW_EMSGSIZE from ibw_writer_end(): an
+ * empty payload, or one over IBW_MAX_FRAME (both would be refused by the peer's parser).
+ * Encoder argument errors (IBW_EVERSION, IBW_EBADHELLO) write nothing and do not set w.err.
  */
 struct ibw_writer {
     uint8_t *buf;
@@ -324,12 +333,12 @@ struct ibw_contract_details { /* contractDetails (10), §4.3 */
     const char *real_expiration_date;
     const char *last_trade_date; /* >= 182, the separate lastTradeDate field */
     const char *stock_type;
-    const char *min_size;        /* Decimal strings (>= 163) */
+    const char *min_size; /* Decimal strings (>= 163) */
     const char *size_increment;
     const char *suggested_size_increment;
 };
 
-struct ibw_bar { /* one historicalData bar */
+struct ibw_bar {      /* one historicalData bar */
     const char *date; /* formatted per the request's formatDate */
     double open, high, low, close;
     const char *volume; /* Decimal string */
@@ -405,8 +414,7 @@ ssize_t ibw_enc_tick_size(struct ibw_writer *w, int sv, int req_id, int tick_typ
                           const char *size);
 ssize_t ibw_enc_tick_string(struct ibw_writer *w, int sv, int req_id, int tick_type,
                             const char *value);
-ssize_t ibw_enc_tick_generic(struct ibw_writer *w, int sv, int req_id, int tick_type,
-                             double value);
+ssize_t ibw_enc_tick_generic(struct ibw_writer *w, int sv, int req_id, int tick_type, double value);
 ssize_t ibw_enc_market_data_type(struct ibw_writer *w, int sv, int req_id, int type);
 ssize_t ibw_enc_tick_snapshot_end(struct ibw_writer *w, int sv, int req_id);
 
