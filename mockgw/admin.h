@@ -9,6 +9,7 @@
 #define MGW_ADMIN_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <uv.h>
 
@@ -38,6 +39,8 @@ typedef void (*mgw_admin_handler)(void *ctx, const struct mgw_http_request *req,
 
 struct mgw_admin;
 
+/* NULL when loop or handler is NULL, or out of memory. Release with mgw_admin_close(), whether
+ * or not the listener ever listened. */
 struct mgw_admin *mgw_admin_new(uv_loop_t *loop, mgw_admin_handler handler, void *ctx);
 
 /* Binds host:port (0 = any free port) and listens. 0, or a negative libuv code with err->msg
@@ -48,8 +51,16 @@ int mgw_admin_listen(struct mgw_admin *a, const char *host, int port, struct mgw
 int mgw_admin_port(const struct mgw_admin *a);
 
 /* Closes the listener and every admin connection; frees a in the last close callback, then
- * calls cb(data) exactly once (never before mgw_admin_close() returns). */
+ * calls cb(data) exactly once (never before mgw_admin_close() returns). Safe from inside the
+ * handler; a second call is ignored (its cb never fires). */
 void mgw_admin_close(struct mgw_admin *a, void (*cb)(void *data), void *data);
+
+/* Number of admin connections currently open (at most 64; more are accepted and closed). */
+size_t mgw_admin_conn_count(const struct mgw_admin *a);
+
+/* Closes a connection that receives nothing for timeout_ms (0 restores the default, 30 s).
+ * Applies from the next timer restart of each connection. */
+void mgw_admin_set_idle_timeout(struct mgw_admin *a, uint64_t timeout_ms);
 
 /* A JSON error body {"error": msg} (malloc'd), for handlers and the listener alike. */
 char *mgw_admin_error_body(const char *msg);

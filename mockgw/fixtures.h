@@ -17,12 +17,14 @@
 #include "mockgw.h"
 
 struct mgw_fixture_contract {
-    struct ibw_contract_details d; /* everything contractDetails (10) carries */
-    const char *description;       /* symbolSamples description (>= 176) */
-    const char *head_timestamp;    /* earliest data, "yyyyMMdd-HH:mm:ss" UTC */
-    double base_price;             /* centre of the synthetic prices */
-    double daily_volatility;       /* e.g. 0.02 = 2 % per day */
-    int64_t avg_volume;            /* synthetic daily volume */
+    struct ibw_contract_details d;      /* everything contractDetails (10) carries */
+    const char *description;            /* symbolSamples description (>= 176) */
+    const char *head_timestamp;         /* earliest data, "yyyyMMdd-HH:mm:ss" UTC */
+    double base_price;                  /* centre of the synthetic prices */
+    double daily_volatility;            /* e.g. 0.02 = 2 % per day */
+    int64_t avg_volume;                 /* synthetic daily volume */
+    const char *const *deriv_sec_types; /* symbolSamples derivativeSecTypes ("OPT", "WAR") */
+    unsigned n_deriv_sec_types;
 };
 
 struct mgw_fixture_account_value {
@@ -53,6 +55,21 @@ struct mgw_fixtures *mgw_fixtures_parse(const char *json, size_t len, const char
 struct mgw_fixtures *mgw_fixtures_default(struct mgw_err *err);
 
 void mgw_fixtures_free(struct mgw_fixtures *fx);
+
+/* The contract with this conId, or NULL. */
+const struct mgw_fixture_contract *mgw_fixtures_find(const struct mgw_fixtures *fx, int64_t con_id);
+
+/* Bytes of buf that mgw_fixture_details_at() needs at most. */
+#define MGW_FIXTURE_DETAILS_BUF 4096
+
+/* contractDetails as sent at now_s. In the table, d.trading_hours and d.liquid_hours are
+ * templates ("0930-1600", "1700-1600" for a session opening the evening before; docs/
+ * fixtures.md); this fills *d with a copy of c->d whose two hours strings are rendered in IB's
+ * format ("20240115:0930-20240115:1600;20240116:0930-...;20240120:CLOSED") for the 7 calendar
+ * days starting on now_s's date in the contract's time zone. Both strings are written into buf;
+ * every other string in *d borrows from c. Returns 0, or -1 if cap is too small. */
+int mgw_fixture_details_at(const struct mgw_fixture_contract *c, int64_t now_s,
+                           struct ibw_contract_details *d, char *buf, size_t cap);
 
 /* Contracts matching a reqContractDetails query, the way the gateway matches: by conId when it
  * is non-zero, else by symbol (case-insensitive) with secType, currency, exchange

@@ -21,10 +21,10 @@
 extern "C" {
 #endif
 
-#define MGW_ERRNO_MAP(XX)                                         \
-    XX(ECONFIG, -5201, "invalid configuration")                   \
-    XX(EFIXTURE, -5202, "invalid fixtures file")                  \
-    XX(EBIND, -5203, "cannot listen on the requested address")    \
+#define MGW_ERRNO_MAP(XX)                                      \
+    XX(ECONFIG, -5201, "invalid configuration")                \
+    XX(EFIXTURE, -5202, "invalid fixtures file")               \
+    XX(EBIND, -5203, "cannot listen on the requested address") \
     XX(ESTATE, -5204, "operation not valid in the server's state")
 
 enum mgw_errno {
@@ -81,8 +81,8 @@ int mgw_server_admin_port(const struct mgw_server *srv);
 typedef void (*mgw_stopped_cb)(struct mgw_server *srv, void *data);
 
 /* Closes listeners and every connection, flushes the journal. cb fires exactly once, after
- * every handle is closed (never before mgw_server_stop() returns). Calling it twice is a
- * no-op returning MGW_ESTATE. */
+ * every handle is closed (never before mgw_server_stop() returns); cb may be NULL. Calling it
+ * twice is a no-op returning MGW_ESTATE. */
 int mgw_server_stop(struct mgw_server *srv, mgw_stopped_cb cb, void *data);
 
 /* Frees a stopped (or never started) server. NULL is a no-op. */

@@ -1,0 +1,247 @@
+#include "journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ibwire.h"
+#include "strbuf.h"
+
+struct mgw_journal {
+    uv_check_t flusher; /* flushes the file once per loop iteration when dirty */
+    FILE *file;
+    bool owns_file; /* false for stdout */
+    bool dirty;
+    uint64_t seq;
+    char **ring; /* ring_cap slots of malloc'd event lines */
+    uint64_t *ring_seq;
+    unsigned ring_cap;
+    unsigned ring_next; /* slot the next event goes to */
+    struct mgw_strbuf line;
+};
+
+static void on_check(uv_check_t *h)
+{
+    struct mgw_journal *j = h->data;
+
+    if (j->dirty && j->file) {
+        fflush(j->file);
+        j->dirty = false;
+    }
+}
+
+struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned ring_cap,
+                                    struct mgw_err *err)
+{
+    struct mgw_journal *j = calloc(1, sizeof *j);
+
+    if (!j)
+        goto nomem;
+    if (ring_cap > 0) {
+        j->ring = calloc(ring_cap, sizeof *j->ring);
+        j->ring_seq = calloc(ring_cap, sizeof *j->ring_seq);
+        if (!j->ring || !j->ring_seq)
+            goto nomem;
+        j->ring_cap = ring_cap;
+    }
+    if (path && strcmp(path, "-") == 0) {
+        j->file = stdout;
+    } else if (path) {
+        j->file = fopen(path, "a");
+        if (!j->file) {
+            snprintf(err->msg, sizeof err->msg, "--log %s: %s", path, strerror(errno));
+            goto fail;
+        }
+        j->owns_file = true;
+    }
+    mgw_strbuf_init(&j->line, 1u << 20);
+    uv_check_init(loop, &j->flusher);
+    j->flusher.data = j;
+    uv_check_start(&j->flusher, on_check);
+    uv_unref((uv_handle_t *)&j->flusher);
+    return j;
+
+nomem:
+    snprintf(err->msg, sizeof err->msg, "journal: out of memory");
+fail:
+    if (j) {
+        free(j->ring);
+        free(j->ring_seq);
+    }
+    free(j);
+    return NULL;
+}
+
+static void on_flusher_closed(uv_handle_t *h)
+{
+    struct mgw_journal *j = h->data;
+
+    for (unsigned i = 0; i < j->ring_cap; i++)
+        free(j->ring[i]);
+    free(j->ring);
+    free(j->ring_seq);
+    mgw_strbuf_free(&j->line);
+    free(j);
+}
+
+void mgw_journal_free(struct mgw_journal *j)
+{
+    if (!j)
+        return;
+    if (j->file) {
+        fflush(j->file);
+        if (j->owns_file)
+            fclose(j->file);
+        j->file = NULL;
+    }
+    uv_close((uv_handle_t *)&j->flusher, on_flusher_closed);
+}
+
+bool mgw_journal_logs_frames(const struct mgw_journal *j)
+{
+    return j && j->file;
+}
+
+uint64_t mgw_journal_seq(const struct mgw_journal *j)
+{
+    return j->seq;
+}
+
+/* Starts an entry: {"seq":N,"t":"2026-11-25T18:30:00.123Z","conn":C,"client_id":I */
+static void entry_begin(struct mgw_journal *j, uint64_t conn, int client_id)
+{
+    struct timespec ts;
+    struct tm tm;
+    char when[40];
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    mgw_strbuf_reset(&j->line);
+    mgw_strbuf_printf(&j->line, "{\"seq\":%" PRIu64 ",\"t\":\"%s.%03ldZ\",\"conn\":%" PRIu64,
+                      ++j->seq, when, ts.tv_nsec / 1000000L, conn);
+    if (client_id >= 0)
+        mgw_strbuf_printf(&j->line, ",\"client_id\":%d", client_id);
+    else
+        mgw_strbuf_append(&j->line, ",\"client_id\":null", 17);
+}
+
+static void entry_end(struct mgw_journal *j, bool keep_in_ring)
+{
+    mgw_strbuf_append(&j->line, "}", 1);
+    if (j->line.err) /* an entry over the line cap is dropped, never truncated into bad JSON */
+        return;
+    if (j->file) {
+        fwrite(j->line.data, 1, j->line.len, j->file);
+        fputc('\n', j->file);
+        j->dirty = true;
+    }
+    if (keep_in_ring && j->ring_cap > 0) {
+        char *copy = strdup(j->line.data);
+
+        if (!copy)
+            return;
+        free(j->ring[j->ring_next]);
+        j->ring[j->ring_next] = copy;
+        j->ring_seq[j->ring_next] = j->seq;
+        j->ring_next = (j->ring_next + 1) % j->ring_cap;
+    }
+}
+
+void mgw_journal_event(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
+                       const char *detail)
+{
+    if (!j)
+        return;
+    entry_begin(j, conn, client_id);
+    mgw_strbuf_append(&j->line, ",\"event\":", 9);
+    mgw_strbuf_json_string(&j->line, event, strlen(event));
+    if (detail && *detail) {
+        mgw_strbuf_append(&j->line, ",", 1);
+        mgw_strbuf_append(&j->line, detail, strlen(detail));
+    }
+    entry_end(j, true);
+}
+
+void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
+                        const char *detail_fmt, ...)
+{
+    char detail[768];
+    va_list ap;
+    int n;
+
+    if (!j)
+        return;
+    va_start(ap, detail_fmt);
+    n = vsnprintf(detail, sizeof detail, detail_fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof detail)
+        snprintf(detail, sizeof detail, "\"detail_truncated\":true");
+    mgw_journal_event(j, conn, client_id, event, detail);
+}
+
+void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
+                       const uint8_t *payload, size_t len)
+{
+    const char *p = (const char *)payload;
+    const char *end = p + len;
+    struct ibw_reader r;
+    const char *name;
+    int id;
+
+    if (!mgw_journal_logs_frames(j))
+        return;
+    entry_begin(j, conn, client_id);
+    mgw_strbuf_printf(&j->line, ",\"dir\":\"%s\"", out ? "out" : "in");
+    ibw_reader_init(&r, payload, len);
+    if (ibw_read_msg_id(&r, &id) == 0) {
+        name = out ? ibw_in_name(id) : ibw_out_name(id);
+        mgw_strbuf_printf(&j->line, ",\"msg_id\":%d,\"msg\":", id);
+        if (name)
+            mgw_strbuf_json_string(&j->line, name, strlen(name));
+        else
+            mgw_strbuf_append(&j->line, "null", 4);
+    }
+    /* Every field, the message id included, exactly as it was on the wire. */
+    mgw_strbuf_append(&j->line, ",\"fields\":[", 11);
+    for (bool first = true; p < end; first = false) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        size_t n = nul ? (size_t)(nul - p) : (size_t)(end - p);
+
+        if (!first)
+            mgw_strbuf_append(&j->line, ",", 1);
+        mgw_strbuf_json_string(&j->line, p, n);
+        p += n + (nul ? 1 : 0);
+    }
+    mgw_strbuf_append(&j->line, "]", 1);
+    entry_end(j, false);
+}
+
+char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since)
+{
+    struct mgw_strbuf b;
+    bool first = true;
+
+    mgw_strbuf_init(&b, 64u << 20);
+    mgw_strbuf_append(&b, "[", 1);
+    for (unsigned k = 0; k < j->ring_cap; k++) {
+        unsigned i = (j->ring_next + k) % j->ring_cap;
+
+        if (!j->ring[i] || j->ring_seq[i] <= since)
+            continue;
+        if (!first)
+            mgw_strbuf_append(&b, ",", 1);
+        mgw_strbuf_append(&b, j->ring[i], strlen(j->ring[i]));
+        first = false;
+    }
+    mgw_strbuf_append(&b, "]", 1);
+    if (b.err) {
+        mgw_strbuf_free(&b);
+        return NULL;
+    }
+    return b.data;
+}

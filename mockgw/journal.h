@@ -1,0 +1,57 @@
+/* Journal (private to libmockgw): what happened on every connection, as JSON lines.
+ *
+ * Two sinks: the --log file ("-" = stdout), which receives every entry including one per frame
+ * in and out; and an in-memory ring of the latest connection events (never frames), which the
+ * admin API serves. Entries are numbered by one sequence counter shared by both sinks.
+ *
+ * Writing to the file is buffered and flushed once per loop iteration (uv_check) and on close,
+ * so a reader of the log sees an entry at most one loop turn after it happened.
+ */
+#ifndef MGW_JOURNAL_H
+#define MGW_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "mockgw.h"
+
+struct mgw_journal;
+
+/* Opens the log (path NULL = none, "-" = stdout) and a ring of ring_cap events.
+ * NULL on error, err->msg = "--log /x/y: No such file or directory". */
+struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned ring_cap,
+                                    struct mgw_err *err);
+
+/* Flushes and closes the file, stops the flush handle; frees j in its close callback.
+ * NULL is a no-op. */
+void mgw_journal_free(struct mgw_journal *j);
+
+/* True when frames are written anywhere (callers skip formatting them otherwise). */
+bool mgw_journal_logs_frames(const struct mgw_journal *j);
+
+/* A connection event: {"seq":N,"t":"<UTC ISO-8601 ms>","conn":C,"client_id":I|null,
+ * "event":"<event>", ...detail}. detail is a string of extra JSON members without braces
+ * ("\"peer\":\"127.0.0.1:5000\"") or NULL. client_id < 0 is written as null. */
+void mgw_journal_event(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
+                       const char *detail);
+
+/* printf-style convenience for the detail members. */
+void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
+                        const char *detail_fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* A frame: {"seq":N,"t":...,"conn":C,"client_id":I|null,"dir":"in"|"out","msg_id":ID,
+ * "msg":"<name>","fields":["...",...]}. payload is one frame's payload (no length prefix). For
+ * the handshake pass dir "in" and the raw version string with hello = true. */
+void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
+                       const uint8_t *payload, size_t len);
+
+/* The ring's events with seq > since, as a JSON array string (malloc'd), oldest first. */
+char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since);
+
+/* The last sequence number handed out (0 before the first entry). */
+uint64_t mgw_journal_seq(const struct mgw_journal *j);
+
+#endif /* MGW_JOURNAL_H */

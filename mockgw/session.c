@@ -1,0 +1,1095 @@
+#include "session.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "synth.h"
+
+#define MAX_MATCHES       64
+#define MAX_SYMBOLS       16 /* reqMatchingSymbols answers at most this many, like TWS */
+#define MAX_HIST_BARS     100000u
+#define MIN_TIME_GAP_MS   1000u /* TWS >= 10.16 ignores a reqCurrentTime within ~1 s (§5) */
+#define MAX_SUBSCRIPTIONS 10000u
+
+static const char TEXT_326[] =
+    "Unable to connect as the client id is already in use. Retry with a unique client id.";
+static const char TEXT_200[] = "No security definition has been found for the request";
+static const char TEXT_327[] =
+    "Only API connections with clientId set to 0 can set the auto bind TWS orders property.";
+
+/* --------------------------------------------------------------------------------------------
+ * Client-id map
+ */
+static unsigned id_hash(int key, unsigned cap)
+{
+    uint32_t x = (uint32_t)key * 2654435761u;
+
+    return (x ^ (x >> 16)) & (cap - 1);
+}
+
+void mgw_idmap_free(struct mgw_idmap *m)
+{
+    free(m->slots);
+    memset(m, 0, sizeof *m);
+}
+
+struct mgw_session *mgw_idmap_get(const struct mgw_idmap *m, int key)
+{
+    if (m->n == 0)
+        return NULL;
+    for (unsigned i = id_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->slots[i].used)
+            return NULL;
+        if (m->slots[i].key == key)
+            return m->slots[i].value;
+    }
+}
+
+static int idmap_grow(struct mgw_idmap *m)
+{
+    unsigned cap = m->cap ? m->cap * 2 : 64;
+    struct mgw_idmap bigger = { calloc(cap, sizeof *m->slots), cap, 0 };
+
+    if (!bigger.slots)
+        return -ENOMEM;
+    for (unsigned i = 0; i < m->cap; i++)
+        if (m->slots[i].used)
+            mgw_idmap_put(&bigger, m->slots[i].key, m->slots[i].value);
+    free(m->slots);
+    *m = bigger;
+    return 0;
+}
+
+int mgw_idmap_put(struct mgw_idmap *m, int key, struct mgw_session *value)
+{
+    if ((m->n + 1) * 4 > m->cap * 3 && idmap_grow(m) < 0) /* load factor <= 3/4 */
+        return -ENOMEM;
+    for (unsigned i = id_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->slots[i].used) {
+            m->slots[i] = (struct mgw_idmap_slot){ key, true, value };
+            m->n++;
+            return 0;
+        }
+        if (m->slots[i].key == key) {
+            m->slots[i].value = value;
+            return 0;
+        }
+    }
+}
+
+void mgw_idmap_del(struct mgw_idmap *m, int key)
+{
+    unsigned i, j, home;
+
+    if (m->n == 0)
+        return;
+    for (i = id_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->slots[i].used)
+            return;
+        if (m->slots[i].key == key)
+            break;
+    }
+    /* Backward-shift deletion keeps every probe chain intact without tombstones. */
+    for (j = (i + 1) & (m->cap - 1); m->slots[j].used; j = (j + 1) & (m->cap - 1)) {
+        home = id_hash(m->slots[j].key, m->cap);
+        if (((j - home) & (m->cap - 1)) >= ((j - i) & (m->cap - 1))) {
+            m->slots[i] = m->slots[j];
+            i = j;
+        }
+    }
+    m->slots[i].used = false;
+    m->n--;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Context
+ */
+int mgw_ctx_init(struct mgw_ctx *ctx, const struct mgw_config *cfg, const struct mgw_fixtures *fx,
+                 struct mgw_journal *journal)
+{
+    memset(ctx, 0, sizeof *ctx);
+    ctx->cfg = cfg;
+    ctx->fx = fx;
+    ctx->journal = journal;
+    /* Pages are only touched as far as the largest answer reaches, so RSS stays small. */
+    ctx->scratch_cap = (size_t)IBW_MAX_FRAME + 4 + 4096;
+    ctx->scratch = malloc(ctx->scratch_cap);
+    return ctx->scratch ? 0 : -ENOMEM;
+}
+
+void mgw_ctx_free(struct mgw_ctx *ctx)
+{
+    mgw_idmap_free(&ctx->client_ids);
+    free(ctx->scratch);
+    ctx->scratch = NULL;
+}
+
+const char *mgw_phase_name(enum mgw_phase p)
+{
+    switch (p) {
+    case MGW_PHASE_HELLO:
+        return "hello";
+    case MGW_PHASE_VERSION_SENT:
+        return "version_sent";
+    case MGW_PHASE_READY:
+        return "ready";
+    case MGW_PHASE_CLOSED:
+        return "closed";
+    }
+    return "?";
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Request-id sets
+ */
+static bool reqset_has(const struct mgw_reqset *set, int id)
+{
+    for (unsigned i = 0; i < set->n; i++)
+        if (set->ids[i] == id)
+            return true;
+    return false;
+}
+
+static void reqset_add(struct mgw_reqset *set, int id)
+{
+    if (reqset_has(set, id) || set->n >= MAX_SUBSCRIPTIONS)
+        return;
+    if (set->n == set->cap) {
+        unsigned cap = set->cap ? set->cap * 2 : 8;
+        int *ids = realloc(set->ids, cap * sizeof *ids);
+
+        if (!ids)
+            return; /* the subscription is answered; only its cancel bookkeeping is lost */
+        set->ids = ids;
+        set->cap = cap;
+    }
+    set->ids[set->n++] = id;
+}
+
+static bool reqset_del(struct mgw_reqset *set, int id)
+{
+    for (unsigned i = 0; i < set->n; i++) {
+        if (set->ids[i] == id) {
+            set->ids[i] = set->ids[--set->n];
+            return true;
+        }
+    }
+    return false;
+}
+
+static void reqset_free(struct mgw_reqset *set)
+{
+    free(set->ids);
+    memset(set, 0, sizeof *set);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Output
+ */
+static struct ibw_writer *out_begin(struct mgw_session *s, struct ibw_writer *w)
+{
+    ibw_writer_init(w, s->ctx->scratch, s->ctx->scratch_cap);
+    return w;
+}
+
+/* Journals each frame written into w, then hands the bytes to the server. */
+static void out_send(struct mgw_session *s, struct ibw_writer *w)
+{
+    struct mgw_journal *j = s->ctx->journal;
+    size_t off = 0;
+
+    if (s->phase == MGW_PHASE_CLOSED || w->len == 0)
+        return;
+    if (w->err) {
+        mgw_journal_eventf(j, s->id, s->client_id, "encode_error", "\"error\":\"%s\"",
+                           ibw_err_name(w->err));
+        return;
+    }
+    while (off < w->len) {
+        struct ibw_frame f;
+        ssize_t n = ibw_frame_parse(w->buf + off, w->len - off, IBW_MAX_FRAME, &f);
+
+        if (n <= 0)
+            break;
+        mgw_journal_frame(j, s->id, s->client_id, true, f.payload, f.len);
+        s->frames_out++;
+        off += (size_t)n;
+    }
+    s->bytes_out += w->len;
+    s->io->send(s->io_data, w->buf, w->len);
+}
+
+static void send_error(struct mgw_session *s, int id, int code, const char *text)
+{
+    struct ibw_writer w;
+
+    ibw_enc_error(out_begin(s, &w), s->version, id, code, text, NULL,
+                  s->ctx->wall_ms(s->ctx->clock));
+    out_send(s, &w);
+}
+
+void mgw_session_close(struct mgw_session *s, enum mgw_close_how how, const char *reason)
+{
+    if (s->phase == MGW_PHASE_CLOSED)
+        return;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "close",
+                       "\"reason\":\"%s\",\"phase\":\"%s\"", reason, mgw_phase_name(s->phase));
+    s->last_phase = s->phase;
+    s->phase = MGW_PHASE_CLOSED;
+    s->close_reason = reason;
+    s->io->close(s->io_data, how);
+}
+
+/* Malformed input from this client: journal exactly what was wrong, close this connection. */
+static void bad_input(struct mgw_session *s, const char *what, int err)
+{
+    s->ctx->counters.bad_input++;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "bad_input",
+                       "\"what\":\"%s\",\"error\":\"%s\",\"reason\":\"%s\"", what,
+                       ibw_err_name(err), ibw_strerror(err));
+    mgw_session_close(s, MGW_CLOSE_NOW, what);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Handshake and START_API
+ */
+/* The gateway host's local time: "yyyyMMdd HH:mm:ss ZONE" (connection time) or "HH:MM"
+ * (account update time). */
+static void format_local_time(int64_t epoch_s, bool hhmm_only, char *out, size_t cap)
+{
+    time_t t = (time_t)epoch_s;
+    struct tm tm;
+    size_t n;
+
+    localtime_r(&t, &tm);
+    n = hhmm_only ? strftime(out, cap, "%H:%M", &tm)
+                  : strftime(out, cap, "%Y%m%d %H:%M:%S %Z", &tm);
+    if (n == 0)
+        out[0] = '\0';
+}
+
+static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    struct ibw_writer w;
+    char when[64];
+
+    s->hello = *h;
+    s->version = ibw_negotiate_version(h, ctx->cfg->server_version);
+    mgw_journal_eventf(ctx->journal, s->id, -1, "hello",
+                       "\"client_min\":%d,\"client_max\":%d,\"options\":\"%s\",\"version\":%d",
+                       h->min_version, h->max_version, h->options, s->version);
+    if (s->version < h->min_version)
+        /* What a real gateway does: answer its own version and let the client refuse it. */
+        mgw_journal_eventf(ctx->journal, s->id, -1, "version_below_client_min",
+                           "\"version\":%d,\"client_min\":%d", s->version, h->min_version);
+    format_local_time(ctx->wall_ms(ctx->clock) / 1000, false, when, sizeof when);
+    ibw_enc_server_version(out_begin(s, &w), s->version, when);
+    out_send(s, &w);
+    if (s->version < IBW_MIN_VERSION) {
+        /* A framed (v100+) client whose maximum is below 100 contradicts itself; there are no
+         * layouts to answer it with. It got the gateway's answer; now it gets a FIN. */
+        mgw_session_close(s, MGW_CLOSE_FIN, "client maximum version below 100");
+        return;
+    }
+    /* Nothing more may be written until START_API arrives (IB_WIRE §8.2). */
+    s->phase = MGW_PHASE_VERSION_SENT;
+}
+
+static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    struct ibw_writer w;
+    int version, client_id;
+    const char *caps = "";
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &client_id);
+    if (ibw_reader_left(r) > 0)
+        ibw_read_str(r, &caps);
+    if (r->err) {
+        bad_input(s, "malformed startApi", r->err);
+        return;
+    }
+    s->client_id = client_id;
+    mgw_journal_eventf(ctx->journal, s->id, client_id, "start_api",
+                       "\"version\":%d,\"capabilities\":\"%s\"", s->version, caps);
+    if (ctx->cfg->unique_client_ids && mgw_idmap_get(&ctx->client_ids, client_id)) {
+        ctx->counters.refused_client_id++;
+        mgw_journal_eventf(ctx->journal, s->id, client_id, "client_id_in_use",
+                           "\"held_by\":%" PRIu64, mgw_idmap_get(&ctx->client_ids, client_id)->id);
+        send_error(s, -1, 326, TEXT_326);
+        mgw_session_close(s, MGW_CLOSE_FIN, "client id in use (326)");
+        return;
+    }
+    if (ctx->cfg->unique_client_ids) {
+        if (mgw_idmap_put(&ctx->client_ids, client_id, s) < 0) {
+            mgw_session_close(s, MGW_CLOSE_NOW, "out of memory");
+            return;
+        }
+        s->holds_id = true;
+    }
+    out_begin(s, &w);
+    ibw_enc_managed_accounts(&w, s->version, ctx->cfg->accounts);
+    ibw_enc_next_valid_id(&w, s->version, s->next_order_id);
+    int64_t now = ctx->wall_ms(ctx->clock);
+    ibw_enc_error(&w, s->version, -1, 2104, "Market data farm connection is OK:usfarm", NULL, now);
+    ibw_enc_error(&w, s->version, -1, 2106, "HMDS data farm connection is OK:ushmds", NULL, now);
+    ibw_enc_error(&w, s->version, -1, 2158, "Sec-def data farm connection is OK:secdefnj", NULL,
+                  now);
+    s->phase = MGW_PHASE_READY;
+    out_send(s, &w);
+    mgw_journal_event(ctx->journal, s->id, client_id, "ready", NULL);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Requests. Each handler reads the fields it needs; a missing or malformed one closes the
+ * connection as bad input. Trailing fields it does not need are ignored, the way TWS ignores
+ * what an older layout does not have.
+ */
+struct handler {
+    int id;
+    void (*fn)(struct mgw_session *s, struct ibw_reader *r);
+};
+
+static bool request_ok(struct mgw_session *s, struct ibw_reader *r, const char *what)
+{
+    if (r->err == 0)
+        return true;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "bad_request",
+                       "\"request\":\"%s\",\"field\":%u,\"error\":\"%s\"", what, r->index,
+                       ibw_err_name(r->err));
+    s->ctx->counters.bad_input++;
+    mgw_session_close(s, MGW_CLOSE_NOW, "malformed request");
+    return false;
+}
+
+static void req_current_time(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    struct ibw_writer w;
+    int version;
+    uint64_t now = ctx->mono_ms(ctx->clock);
+
+    ibw_read_int(r, &version);
+    if (!request_ok(s, r, "reqCurrentTime"))
+        return;
+    if (ctx->cfg->pace_current_time && s->has_time_reply &&
+        now - s->last_time_reply_ms < MIN_TIME_GAP_MS) {
+        ctx->counters.paced++;
+        mgw_journal_eventf(ctx->journal, s->id, s->client_id, "paced",
+                           "\"request\":\"reqCurrentTime\",\"since_last_ms\":%" PRIu64,
+                           now - s->last_time_reply_ms);
+        return;
+    }
+    s->has_time_reply = true;
+    s->last_time_reply_ms = now;
+    ibw_enc_current_time(out_begin(s, &w), s->version, ctx->wall_ms(ctx->clock) / 1000);
+    out_send(s, &w);
+}
+
+static void req_ids(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct ibw_writer w;
+    int version, num_ids;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &num_ids);
+    if (!request_ok(s, r, "reqIds"))
+        return;
+    ibw_enc_next_valid_id(out_begin(s, &w), s->version, s->next_order_id);
+    out_send(s, &w);
+}
+
+static void req_managed_accts(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct ibw_writer w;
+    int version;
+
+    ibw_read_int(r, &version);
+    if (!request_ok(s, r, "reqManagedAccts"))
+        return;
+    ibw_enc_managed_accounts(out_begin(s, &w), s->version, s->ctx->cfg->accounts);
+    out_send(s, &w);
+}
+
+/* The first managed account: positions and account data are reported for it. */
+static void first_account(const struct mgw_session *s, char *out, size_t cap)
+{
+    const char *a = s->ctx->cfg->accounts;
+    size_t n = strcspn(a, ",");
+
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, a, n);
+    out[n] = '\0';
+}
+
+static void req_positions(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixtures *fx = s->ctx->fx;
+    struct ibw_writer w;
+    char acct[64];
+    int version;
+
+    ibw_read_int(r, &version);
+    if (!request_ok(s, r, "reqPositions"))
+        return;
+    first_account(s, acct, sizeof acct);
+    out_begin(s, &w);
+    for (unsigned i = 0; i < fx->n_positions; i++) {
+        struct ibw_position p = fx->positions[i];
+
+        if (!p.account)
+            p.account = acct;
+        ibw_enc_position(&w, s->version, &p);
+    }
+    ibw_enc_position_end(&w, s->version);
+    out_send(s, &w);
+}
+
+static void req_open_orders(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct ibw_writer w;
+    int version;
+
+    ibw_read_int(r, &version);
+    if (!request_ok(s, r, "reqOpenOrders"))
+        return;
+    ibw_enc_open_order_end(out_begin(s, &w), s->version);
+    out_send(s, &w);
+}
+
+static void req_auto_open_orders(struct mgw_session *s, struct ibw_reader *r)
+{
+    int version;
+    bool auto_bind;
+
+    ibw_read_int(r, &version);
+    ibw_read_bool(r, &auto_bind);
+    if (!request_ok(s, r, "reqAutoOpenOrders"))
+        return;
+    if (s->client_id != 0)
+        send_error(s, -1, 327, TEXT_327);
+}
+
+static void req_completed_orders(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct ibw_writer w;
+    bool api_only;
+
+    ibw_read_bool(r, &api_only);
+    if (!request_ok(s, r, "reqCompletedOrders"))
+        return;
+    ibw_enc_completed_orders_end(out_begin(s, &w), s->version);
+    out_send(s, &w);
+}
+
+static void req_account_updates(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixtures *fx = s->ctx->fx;
+    struct ibw_writer w;
+    const char *acct;
+    char first[64], hhmm[8];
+    int version;
+    bool subscribe;
+
+    ibw_read_int(r, &version);
+    ibw_read_bool(r, &subscribe);
+    ibw_read_str(r, &acct);
+    if (!request_ok(s, r, "reqAccountUpdates") || !subscribe)
+        return;
+    if (!*acct) {
+        first_account(s, first, sizeof first);
+        acct = first;
+    }
+    out_begin(s, &w);
+    for (unsigned i = 0; i < fx->n_account_values; i++) {
+        const struct mgw_fixture_account_value *v = &fx->account_values[i];
+
+        ibw_enc_account_value(&w, s->version, v->key, v->value, v->currency, acct);
+    }
+    format_local_time(s->ctx->wall_ms(s->ctx->clock) / 1000, true, hhmm, sizeof hhmm);
+    ibw_enc_account_time(&w, s->version, hhmm);
+    ibw_enc_account_download_end(&w, s->version, acct);
+    out_send(s, &w);
+}
+
+static void req_account_updates_multi(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixtures *fx = s->ctx->fx;
+    struct ibw_writer w;
+    const char *acct, *model;
+    char first[64];
+    int version, req_id;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    ibw_read_str(r, &acct);
+    ibw_read_str(r, &model);
+    if (!request_ok(s, r, "reqAccountUpdatesMulti"))
+        return;
+    if (!*acct) {
+        first_account(s, first, sizeof first);
+        acct = first;
+    }
+    out_begin(s, &w);
+    for (unsigned i = 0; i < fx->n_account_values; i++) {
+        const struct mgw_fixture_account_value *v = &fx->account_values[i];
+
+        ibw_enc_account_update_multi(&w, s->version, req_id, acct, model, v->key, v->value,
+                                     v->currency);
+    }
+    ibw_enc_account_update_multi_end(&w, s->version, req_id);
+    out_send(s, &w);
+}
+
+/* True when tag is in the comma-separated list (or the list is "All"). */
+static bool tag_requested(const char *tags, const char *tag)
+{
+    size_t n = strlen(tag);
+
+    if (strcmp(tags, "All") == 0)
+        return true;
+    while (*tags) {
+        size_t len = strcspn(tags, ",");
+
+        if (len == n && strncmp(tags, tag, n) == 0)
+            return true;
+        tags += len + (tags[len] == ',');
+    }
+    return false;
+}
+
+static void req_account_summary(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixtures *fx = s->ctx->fx;
+    const char *accounts = s->ctx->cfg->accounts;
+    struct ibw_writer w;
+    const char *group, *tags;
+    int version, req_id;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    ibw_read_str(r, &group);
+    ibw_read_str(r, &tags);
+    if (!request_ok(s, r, "reqAccountSummary"))
+        return;
+    out_begin(s, &w);
+    while (*accounts) {
+        char acct[64];
+        size_t len = strcspn(accounts, ",");
+
+        snprintf(acct, sizeof acct, "%.*s", (int)len, accounts);
+        for (unsigned i = 0; i < fx->n_account_values; i++) {
+            const struct mgw_fixture_account_value *v = &fx->account_values[i];
+
+            if (tag_requested(tags, v->key))
+                ibw_enc_account_summary(&w, s->version, req_id, acct, v->key, v->value,
+                                        v->currency);
+        }
+        accounts += len + (accounts[len] == ',');
+    }
+    ibw_enc_account_summary_end(&w, s->version, req_id);
+    out_send(s, &w);
+}
+
+static void req_executions(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct ibw_writer w;
+    int version, req_id;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    if (!request_ok(s, r, "reqExecutions"))
+        return;
+    ibw_enc_exec_details_end(out_begin(s, &w), s->version, req_id);
+    out_send(s, &w);
+}
+
+static void req_contract_details(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixture_contract *found[MAX_MATCHES];
+    struct ibw_contract c;
+    struct ibw_writer w;
+    int version, req_id;
+    unsigned n;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    /* Message version 7 (legacy clients) has no primaryExchange in the contract block. */
+    ibw_read_contract(r, &c, version >= 8);
+    if (!request_ok(s, r, "reqContractDetails"))
+        return;
+    n = mgw_fixtures_match(s->ctx->fx, &c, found, MAX_MATCHES);
+    if (n == 0) {
+        send_error(s, req_id, 200, TEXT_200);
+        return;
+    }
+    int64_t now_s = s->ctx->wall_ms(s->ctx->clock) / 1000;
+    out_begin(s, &w);
+    for (unsigned i = 0; i < n; i++) {
+        /* Trading hours are dated, seven days from today, as the gateway sends them. */
+        char hours[MGW_FIXTURE_DETAILS_BUF];
+        struct ibw_contract_details d;
+
+        if (mgw_fixture_details_at(found[i], now_s, &d, hours, sizeof hours) < 0)
+            d = found[i]->d;
+        ibw_enc_contract_details(&w, s->version, req_id, &d);
+    }
+    ibw_enc_contract_details_end(&w, s->version, req_id);
+    out_send(s, &w);
+}
+
+/* Skips the combo legs of a BAG contract: nLegs, then conId, ratio, action, exchange each. */
+static void skip_combo_legs(struct ibw_reader *r, const struct ibw_contract *c)
+{
+    int n;
+
+    if (!c->sec_type || strcmp(c->sec_type, "BAG") != 0)
+        return;
+    ibw_read_int(r, &n);
+    if (n < 0 || n > 1000) {
+        r->err = r->err ? r->err : IBW_EBADINT;
+        return;
+    }
+    ibw_read_skip(r, (unsigned)n * 4);
+}
+
+static const struct mgw_fixture_contract *lookup_contract(struct mgw_session *s,
+                                                          const struct ibw_contract *c)
+{
+    const struct mgw_fixture_contract *found[1];
+
+    return mgw_fixtures_match(s->ctx->fx, c, found, 1) ? found[0] : NULL;
+}
+
+static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    struct mgw_hist_request hr = { 0 };
+    struct mgw_synth_reject rej;
+    struct mgw_hist h;
+    struct ibw_contract c;
+    struct ibw_writer w;
+    int version, req_id, format_date;
+    bool include_expired, use_rth, keep_up_to_date = false;
+
+    if (s->version < 124) /* SYNT_REALTIME_BARS dropped the version field */
+        ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    ibw_read_contract(r, &c, true);
+    ibw_read_bool(r, &include_expired);
+    ibw_read_str(r, &hr.end_date_time);
+    ibw_read_str(r, &hr.bar_size);
+    ibw_read_str(r, &hr.duration);
+    ibw_read_bool(r, &use_rth);
+    ibw_read_str(r, &hr.what_to_show);
+    ibw_read_int(r, &format_date);
+    skip_combo_legs(r, &c);
+    if (s->version >= 124 && ibw_reader_left(r) > 0)
+        ibw_read_bool(r, &keep_up_to_date);
+    if (!request_ok(s, r, "reqHistoricalData"))
+        return;
+    hr.contract = lookup_contract(s, &c);
+    if (!hr.contract) {
+        send_error(s, req_id, 200, TEXT_200);
+        return;
+    }
+    hr.use_rth = use_rth;
+    hr.format_date = format_date;
+    hr.now_s = ctx->wall_ms(ctx->clock) / 1000;
+    hr.seed = ctx->cfg->seed;
+    hr.max_bars = MAX_HIST_BARS;
+    if (mgw_hist_generate(&hr, &h, &rej) < 0) {
+        send_error(s, req_id, rej.code, rej.text);
+        return;
+    }
+    ibw_enc_historical_data(out_begin(s, &w), s->version, req_id, h.start, h.end, h.bars, h.n);
+    mgw_hist_free(&h);
+    out_send(s, &w);
+    if (keep_up_to_date)
+        reqset_add(&s->hist_subs, req_id);
+}
+
+/* A cancel of a streaming request: nothing on success, as TWS does; an id that is not active
+ * gets the gateway's error (text_prefix + id). */
+static void cancel_subscription(struct mgw_session *s, struct ibw_reader *r, struct mgw_reqset *set,
+                                const char *what, int code, const char *text_prefix)
+{
+    char text[96];
+    int version, req_id;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    if (!request_ok(s, r, what))
+        return;
+    if (reqset_del(set, req_id))
+        return;
+    snprintf(text, sizeof text, "%s%d", text_prefix, req_id);
+    send_error(s, req_id, code, text);
+}
+
+static void cancel_historical_data(struct mgw_session *s, struct ibw_reader *r)
+{
+    cancel_subscription(s, r, &s->hist_subs, "cancelHistoricalData", 366,
+                        "No historical data query found for ticker id:");
+}
+
+static void req_head_timestamp(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixture_contract *fc;
+    struct ibw_contract c;
+    struct ibw_writer w;
+    const char *what;
+    char ts[40];
+    int req_id, format_date;
+    bool include_expired, use_rth;
+
+    ibw_read_int(r, &req_id);
+    ibw_read_contract(r, &c, true);
+    ibw_read_bool(r, &include_expired);
+    ibw_read_bool(r, &use_rth);
+    ibw_read_str(r, &what);
+    ibw_read_int(r, &format_date);
+    if (!request_ok(s, r, "reqHeadTimestamp"))
+        return;
+    fc = lookup_contract(s, &c);
+    if (!fc) {
+        send_error(s, req_id, 200, TEXT_200);
+        return;
+    }
+    mgw_head_timestamp(fc, format_date, ts, sizeof ts);
+    ibw_enc_head_timestamp(out_begin(s, &w), s->version, req_id, ts);
+    out_send(s, &w);
+}
+
+static void req_matching_symbols(struct mgw_session *s, struct ibw_reader *r)
+{
+    const struct mgw_fixture_contract *found[MAX_SYMBOLS];
+    struct ibw_symbol_sample samples[MAX_SYMBOLS];
+    struct ibw_writer w;
+    const char *pattern;
+    int req_id;
+    unsigned n;
+
+    ibw_read_int(r, &req_id);
+    ibw_read_str(r, &pattern);
+    if (!request_ok(s, r, "reqMatchingSymbols"))
+        return;
+    n = mgw_fixtures_search(s->ctx->fx, pattern, found, MAX_SYMBOLS);
+    for (unsigned i = 0; i < n; i++) {
+        const struct ibw_contract_details *d = &found[i]->d;
+
+        samples[i] = (struct ibw_symbol_sample){
+            .con_id = d->c.con_id,
+            .symbol = d->c.symbol,
+            .sec_type = d->c.sec_type,
+            .primary_exchange = d->c.primary_exchange ? d->c.primary_exchange : d->c.exchange,
+            .currency = d->c.currency,
+            .deriv_sec_types = found[i]->deriv_sec_types,
+            .n_deriv_sec_types = found[i]->n_deriv_sec_types,
+            .description = found[i]->description ? found[i]->description : d->long_name,
+            .issuer_id = "",
+        };
+    }
+    ibw_enc_symbol_samples(out_begin(s, &w), s->version, req_id, samples, n);
+    out_send(s, &w);
+}
+
+static void req_market_data_type(struct mgw_session *s, struct ibw_reader *r)
+{
+    int version, type;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &type);
+    if (!request_ok(s, r, "reqMarketDataType"))
+        return;
+    if (type < 1 || type > 4) {
+        char text[96];
+
+        snprintf(text, sizeof text, "Invalid market data type: %d", type);
+        send_error(s, -1, 321, text);
+        return;
+    }
+    s->market_data_type = type;
+    s->market_data_type_set = true;
+}
+
+static void req_mkt_data(struct mgw_session *s, struct ibw_reader *r)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    const struct mgw_fixture_contract *fc;
+    struct mgw_quote q;
+    struct ibw_contract c;
+    struct ibw_writer w;
+    const char *generic_ticks;
+    int version, req_id;
+    bool delta_neutral, snapshot, regulatory;
+
+    ibw_read_int(r, &version);
+    ibw_read_int(r, &req_id);
+    ibw_read_contract(r, &c, true);
+    skip_combo_legs(r, &c);
+    ibw_read_bool(r, &delta_neutral);
+    if (delta_neutral)
+        ibw_read_skip(r, 3); /* conId, delta, price */
+    ibw_read_str(r, &generic_ticks);
+    ibw_read_bool(r, &snapshot);
+    if (ibw_reader_left(r) > 0)
+        ibw_read_bool(r, &regulatory);
+    if (!request_ok(s, r, "reqMktData"))
+        return;
+    fc = lookup_contract(s, &c);
+    if (!fc) {
+        send_error(s, req_id, 200, TEXT_200);
+        return;
+    }
+    /* Delayed types get the delayed tick ids, the way TWS answers without a subscription. */
+    bool delayed = s->market_data_type >= 3;
+    int bid = delayed ? IBW_TICK_DELAYED_BID : IBW_TICK_BID;
+    int ask = delayed ? IBW_TICK_DELAYED_ASK : IBW_TICK_ASK;
+    int last = delayed ? IBW_TICK_DELAYED_LAST : IBW_TICK_LAST;
+    int close = delayed ? IBW_TICK_DELAYED_CLOSE : IBW_TICK_CLOSE;
+    char ts[24];
+
+    mgw_quote_at(fc, ctx->cfg->seed, ctx->wall_ms(ctx->clock) / 1000, &q);
+    snprintf(ts, sizeof ts, "%" PRId64, q.last_time_s);
+    out_begin(s, &w);
+    ibw_enc_tick_req_params(&w, s->version, req_id, fc->d.min_tick, "9c0001", 3);
+    if (s->market_data_type_set)
+        ibw_enc_market_data_type(&w, s->version, req_id, s->market_data_type);
+    /* Each price tick is followed by its size tick, as TWS does (IB_WIRE §8.9). */
+    ibw_enc_tick_price(&w, s->version, req_id, bid, q.bid, q.bid_size, 0);
+    ibw_enc_tick_size(&w, s->version, req_id, bid + (delayed ? 3 : -1), q.bid_size);
+    ibw_enc_tick_price(&w, s->version, req_id, ask, q.ask, q.ask_size, 0);
+    ibw_enc_tick_size(&w, s->version, req_id, ask + (delayed ? 3 : 1), q.ask_size);
+    ibw_enc_tick_price(&w, s->version, req_id, last, q.last, q.last_size, 0);
+    ibw_enc_tick_size(&w, s->version, req_id, last + (delayed ? 3 : 1), q.last_size);
+    ibw_enc_tick_size(&w, s->version, req_id, delayed ? IBW_TICK_DELAYED_VOLUME : IBW_TICK_VOLUME,
+                      q.volume);
+    ibw_enc_tick_price(&w, s->version, req_id, close, q.close, "0", 0);
+    ibw_enc_tick_string(&w, s->version, req_id,
+                        delayed ? IBW_TICK_DELAYED_LAST_TIMESTAMP : IBW_TICK_LAST_TIMESTAMP, ts);
+    if (snapshot)
+        ibw_enc_tick_snapshot_end(&w, s->version, req_id);
+    out_send(s, &w);
+    if (!snapshot)
+        reqset_add(&s->mkt_subs, req_id);
+}
+
+static void cancel_mkt_data(struct mgw_session *s, struct ibw_reader *r)
+{
+    cancel_subscription(s, r, &s->mkt_subs, "cancelMktData", 300, "Can't find EId with tickerId:");
+}
+
+/* Requests acknowledged by doing nothing: cancels of subscriptions we do not stream, and
+ * requests whose real answer is "nothing until something happens". */
+static void req_no_reply(struct mgw_session *s, struct ibw_reader *r)
+{
+    (void)s;
+    (void)r;
+}
+
+static const struct handler handlers[] = {
+    { IBW_OUT_REQ_CURRENT_TIME, req_current_time },
+    { IBW_OUT_REQ_IDS, req_ids },
+    { IBW_OUT_REQ_MANAGED_ACCTS, req_managed_accts },
+    { IBW_OUT_REQ_POSITIONS, req_positions },
+    { IBW_OUT_CANCEL_POSITIONS, req_no_reply },
+    { IBW_OUT_REQ_OPEN_ORDERS, req_open_orders },
+    { IBW_OUT_REQ_ALL_OPEN_ORDERS, req_open_orders },
+    { IBW_OUT_REQ_AUTO_OPEN_ORDERS, req_auto_open_orders },
+    { IBW_OUT_REQ_COMPLETED_ORDERS, req_completed_orders },
+    { IBW_OUT_REQ_ACCT_DATA, req_account_updates },
+    { IBW_OUT_REQ_ACCOUNT_UPDATES_MULTI, req_account_updates_multi },
+    { IBW_OUT_CANCEL_ACCOUNT_UPDATES_MULTI, req_no_reply },
+    { IBW_OUT_REQ_ACCOUNT_SUMMARY, req_account_summary },
+    { IBW_OUT_CANCEL_ACCOUNT_SUMMARY, req_no_reply },
+    { IBW_OUT_REQ_EXECUTIONS, req_executions },
+    { IBW_OUT_REQ_CONTRACT_DATA, req_contract_details },
+    { IBW_OUT_REQ_HISTORICAL_DATA, req_historical_data },
+    { IBW_OUT_CANCEL_HISTORICAL_DATA, cancel_historical_data },
+    { IBW_OUT_REQ_HEAD_TIMESTAMP, req_head_timestamp },
+    { IBW_OUT_CANCEL_HEAD_TIMESTAMP, req_no_reply },
+    { IBW_OUT_REQ_MATCHING_SYMBOLS, req_matching_symbols },
+    { IBW_OUT_REQ_MARKET_DATA_TYPE, req_market_data_type },
+    { IBW_OUT_REQ_MKT_DATA, req_mkt_data },
+    { IBW_OUT_CANCEL_MKT_DATA, cancel_mkt_data },
+};
+
+static void on_request(struct mgw_session *s, const struct ibw_frame *f)
+{
+    struct ibw_reader r;
+    int id;
+
+    ibw_reader_init(&r, f->payload, f->len);
+    if (ibw_read_msg_id(&r, &id) < 0) {
+        bad_input(s, "non-numeric message id", r.err);
+        return;
+    }
+    if (s->phase == MGW_PHASE_VERSION_SENT) {
+        if (id == IBW_OUT_START_API) {
+            on_start_api(s, &r);
+            return;
+        }
+        /* TWS answers nothing before START_API; the request is dropped. */
+        mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "ignored",
+                           "\"msg_id\":%d,\"why\":\"before startApi\"", id);
+        return;
+    }
+    for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
+        if (handlers[i].id == id) {
+            handlers[i].fn(s, &r);
+            return;
+        }
+    }
+    s->ctx->counters.unknown_messages++;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "ignored",
+                       "\"msg_id\":%d,\"why\":\"%s\"", id,
+                       id == IBW_OUT_START_API ? "repeated startApi"
+                       : ibw_out_name(id)      ? "not implemented"
+                                               : "unknown message id");
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Input
+ */
+void mgw_session_init(struct mgw_session *s, struct mgw_ctx *ctx, uint64_t id,
+                      const struct mgw_session_io *io, void *io_data)
+{
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx;
+    s->io = io;
+    s->io_data = io_data;
+    s->id = id;
+    s->phase = MGW_PHASE_HELLO;
+    s->client_id = -1;
+    s->next_order_id = ctx->cfg->next_valid_id;
+    s->market_data_type = 1;
+}
+
+/* Handles as many complete units (handshake, then frames) as buf holds.
+ * Returns the bytes consumed; stops early once the session closes. */
+static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
+{
+    size_t off = 0;
+
+    while (off < len && s->phase != MGW_PHASE_CLOSED) {
+        ssize_t n;
+
+        if (s->phase == MGW_PHASE_HELLO) {
+            struct ibw_hello h;
+
+            n = ibw_hello_parse(buf + off, len - off, &h);
+            if (n < 0) {
+                bad_input(s,
+                          n == IBW_ENOTAPI   ? "bytes before the API handshake"
+                          : n == IBW_ELEGACY ? "legacy handshake not supported"
+                                             : "bad handshake",
+                          (int)n);
+                break;
+            }
+            if (n == 0)
+                break;
+            mgw_journal_frame(s->ctx->journal, s->id, -1, false, buf + off + 8, (size_t)n - 8);
+            off += (size_t)n;
+            on_hello(s, &h);
+        } else {
+            struct ibw_frame f;
+
+            n = ibw_frame_parse(buf + off, len - off, s->ctx->cfg->max_in_frame, &f);
+            if (n < 0) {
+                bad_input(s, n == IBW_EZEROLEN ? "zero-length frame" : "oversized frame", (int)n);
+                break;
+            }
+            if (n == 0)
+                break;
+            off += (size_t)n;
+            s->frames_in++;
+            mgw_journal_frame(s->ctx->journal, s->id, s->client_id, false, f.payload, f.len);
+            on_request(s, &f);
+        }
+    }
+    return off;
+}
+
+static int keep_pending(struct mgw_session *s, const uint8_t *data, size_t len)
+{
+    size_t need = s->in_len + len;
+
+    if (need > s->in_alloc) {
+        size_t alloc = s->in_alloc ? s->in_alloc : 256;
+        uint8_t *p;
+
+        while (alloc < need)
+            alloc *= 2;
+        p = realloc(s->in, alloc);
+        if (!p)
+            return -ENOMEM;
+        s->in = p;
+        s->in_alloc = alloc;
+    }
+    memcpy(s->in + s->in_len, data, len);
+    s->in_len += len;
+    return 0;
+}
+
+void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
+{
+    /* A partial unit is at most the frame cap plus its 4-byte length (the parsers reject a
+     * longer length as soon as they see it), so the carried buffer stays below this bound. */
+    size_t bound = s->ctx->cfg->max_in_frame + 8 + IBW_MAX_HELLO;
+    size_t used;
+
+    s->bytes_in += len;
+    if (s->phase == MGW_PHASE_CLOSED)
+        return;
+    if (s->in_len == 0) {
+        used = process(s, data, len);
+        data += used;
+        len -= used;
+    }
+    while (len > 0 && s->phase != MGW_PHASE_CLOSED) {
+        size_t take = bound - s->in_len < len ? bound - s->in_len : len;
+
+        if (take == 0) { /* cannot happen while the parsers enforce their caps */
+            bad_input(s, "input over the buffer cap", IBW_EMSGSIZE);
+            return;
+        }
+
+        if (keep_pending(s, data, take) < 0) {
+            mgw_session_close(s, MGW_CLOSE_NOW, "out of memory");
+            return;
+        }
+        data += take;
+        len -= take;
+        used = process(s, s->in, s->in_len);
+        memmove(s->in, s->in + used, s->in_len - used);
+        s->in_len -= used;
+    }
+    if (s->in_len == 0 && s->in_alloc > 4096) { /* idle clients keep no big buffer */
+        free(s->in);
+        s->in = NULL;
+        s->in_alloc = 0;
+    }
+}
+
+void mgw_session_end(struct mgw_session *s)
+{
+    if (s->holds_id && mgw_idmap_get(&s->ctx->client_ids, s->client_id) == s)
+        mgw_idmap_del(&s->ctx->client_ids, s->client_id);
+    s->holds_id = false;
+    if (s->phase != MGW_PHASE_CLOSED)
+        s->last_phase = s->phase;
+    s->phase = MGW_PHASE_CLOSED;
+    free(s->in);
+    s->in = NULL;
+    s->in_len = s->in_alloc = 0;
+    reqset_free(&s->mkt_subs);
+    reqset_free(&s->hist_subs);
+}
