@@ -489,6 +489,41 @@ static void req_completed_orders(struct mgw_session *s, struct ibw_reader *r)
     out_send(s, &w);
 }
 
+/* updatePortfolio (7) for each fixture position of acct, valued at the synthetic last price,
+ * as TWS sends them between the account values and the account time. */
+static void send_portfolio(struct mgw_session *s, struct ibw_writer *w, const char *acct)
+{
+    const struct mgw_fixtures *fx = s->ctx->fx;
+    int64_t now_s = s->ctx->wall_ms(s->ctx->clock) / 1000;
+    char first[64];
+
+    first_account(s, first, sizeof first);
+    for (unsigned i = 0; i < fx->n_positions; i++) {
+        const struct ibw_position *p = &fx->positions[i];
+        const struct mgw_fixture_contract *fc = mgw_fixtures_find(fx, p->c.con_id);
+        struct ibw_portfolio pf = { .p = *p };
+        struct mgw_quote q;
+        double qty, mult;
+
+        if (strcmp(p->account ? p->account : first, acct) != 0)
+            continue;
+        pf.p.account = acct;
+        if (fc) {
+            pf.p.c.primary_exchange = fc->d.c.primary_exchange;
+            mgw_quote_at(fc, s->ctx->cfg->seed, now_s, &q);
+            pf.market_price = q.last;
+        } else {
+            pf.market_price = p->avg_cost;
+        }
+        /* The fixture loader validated both as numbers. */
+        qty = strtod(p->position ? p->position : "0", NULL);
+        mult = p->c.multiplier && *p->c.multiplier ? strtod(p->c.multiplier, NULL) : 1.0;
+        pf.market_value = qty * pf.market_price * mult;
+        pf.unrealized_pnl = qty * (pf.market_price * mult - p->avg_cost);
+        ibw_enc_portfolio_value(w, s->version, &pf);
+    }
+}
+
 static void req_account_updates(struct mgw_session *s, struct ibw_reader *r)
 {
     const struct mgw_fixtures *fx = s->ctx->fx;
@@ -513,6 +548,7 @@ static void req_account_updates(struct mgw_session *s, struct ibw_reader *r)
 
         ibw_enc_account_value(&w, s->version, v->key, v->value, v->currency, acct);
     }
+    send_portfolio(s, &w, acct);
     format_local_time(s->ctx->wall_ms(s->ctx->clock) / 1000, true, hhmm, sizeof hhmm);
     ibw_enc_account_time(&w, s->version, hhmm);
     ibw_enc_account_download_end(&w, s->version, acct);

@@ -410,6 +410,42 @@ static void session_contract_details_ends_with_52(void **state)
     mgw_session_end(&s);
 }
 
+static void session_account_updates_value_portfolio_time_end(void **state)
+{
+    struct env *e = *state;
+    struct mgw_session s;
+    struct peer p = { 0 };
+    size_t off = 0;
+    int ids[64], nframes = 0, portfolio_fields = 0;
+
+    handshake(e, &s, &p, 1);
+    FEED_FRAME(&s, "6\0"
+                   "2\0"
+                   "1\0"
+                   "DU1234567\0");
+    while (off < p.out_len && nframes < 64) {
+        struct ibw_frame f;
+        struct ibw_reader r;
+        ssize_t n = ibw_frame_parse(p.out + off, p.out_len - off, IBW_MAX_FRAME, &f);
+
+        assert_true(n > 0);
+        ibw_reader_init(&r, f.payload, f.len);
+        assert_int_equal(ibw_read_msg_id(&r, &ids[nframes]), 0);
+        if (ids[nframes] == IBW_IN_PORTFOLIO_VALUE)
+            portfolio_fields = (int)ibw_reader_left(&r) + 1;
+        nframes++;
+        off += (size_t)n;
+    }
+    /* Account values first, then the default table's AAPL position, the time, the end. */
+    assert_true(nframes >= 4);
+    assert_int_equal(ids[0], IBW_IN_ACCT_VALUE);
+    assert_int_equal(ids[nframes - 3], IBW_IN_PORTFOLIO_VALUE);
+    assert_int_equal(portfolio_fields, 20);
+    assert_int_equal(ids[nframes - 2], IBW_IN_ACCT_UPDATE_TIME);
+    assert_int_equal(ids[nframes - 1], IBW_IN_ACCT_DOWNLOAD_END);
+    mgw_session_end(&s);
+}
+
 struct bad_case {
     const char *name;
     uint8_t bytes[32];
@@ -576,6 +612,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_unknown_message_is_ignored, setup, teardown),
         cmocka_unit_test_setup_teardown(session_unknown_contract_gets_error_200, setup, teardown),
         cmocka_unit_test_setup_teardown(session_contract_details_ends_with_52, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_account_updates_value_portfolio_time_end, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(session_bad_input_closes_now, setup, teardown),
         cmocka_unit_test_setup_teardown(session_version_below_client_min_still_answered, setup,
                                         teardown),

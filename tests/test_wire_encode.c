@@ -307,6 +307,38 @@ static void encode_position_is_16_fields(void **state)
     assert_int_equal(count_fields(buf, w.len, 0), 16);
 }
 
+static void encode_portfolio_value_is_20_fields(void **state)
+{
+    struct ibw_portfolio pf;
+    uint8_t buf[256];
+    char text[256];
+    struct ibw_writer w;
+
+    (void)state;
+    memset(&pf, 0, sizeof pf);
+    pf.p.account = "DU1234567";
+    pf.p.c.con_id = 265598;
+    pf.p.c.symbol = "AAPL";
+    pf.p.c.sec_type = "STK";
+    pf.p.c.exchange = "SMART";
+    pf.p.c.primary_exchange = "NASDAQ";
+    pf.p.c.currency = "USD";
+    pf.p.c.local_symbol = "AAPL";
+    pf.p.c.trading_class = "NMS";
+    pf.p.position = "100";
+    pf.p.avg_cost = 185.25;
+    pf.market_price = 190.5;
+    pf.market_value = 19050;
+    pf.unrealized_pnl = 525;
+    ibw_writer_init(&w, buf, sizeof buf);
+    assert_true(ibw_enc_portfolio_value(&w, 178, &pf) > 0);
+    render(buf, w.len, 0, text, sizeof text);
+    assert_string_equal(text, "7,8,265598,AAPL,STK,,0.0,,,NASDAQ,USD,AAPL,NMS,100,190.5,19050.0,"
+                              "185.25,525.0,0.0,DU1234567");
+    assert_int_equal(count_fields(buf, w.len, 0), 20);
+    assert_int_equal(ibw_enc_portfolio_value(&w, 99, &pf), IBW_EVERSION);
+}
+
 struct layout_case {
     int sv;
     const char *want;
@@ -940,6 +972,7 @@ int main(void)
         cmocka_unit_test(encode_error_layout_by_version),
         cmocka_unit_test(encode_exact_counts_for_start_up_messages),
         cmocka_unit_test(encode_position_is_16_fields),
+        cmocka_unit_test(encode_portfolio_value_is_20_fields),
         cmocka_unit_test(encode_small_messages_layouts),
         cmocka_unit_test(encode_contract_details_at_178),
         cmocka_unit_test(encode_contract_details_field_counts_by_version),

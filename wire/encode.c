@@ -124,6 +124,37 @@ ssize_t ibw_enc_position(struct ibw_writer *w, int sv, const struct ibw_position
     return ibw_writer_end(w);
 }
 
+/* 7 updatePortfolio "7,8,conId,symbol,secType,lastTradeDateOrContractMonth,strike,right,
+ * multiplier,primaryExchange,currency,localSymbol,tradingClass,position,marketPrice,marketValue,
+ * averageCost,unrealizedPNL,realizedPNL,accountName" (20 fields; ib_async unpacks exactly 20). */
+ssize_t ibw_enc_portfolio_value(struct ibw_writer *w, int sv, const struct ibw_portfolio *pf)
+{
+    const struct ibw_contract *c = &pf->p.c;
+
+    if (!sv_ok(sv))
+        return IBW_EVERSION;
+    begin_msg(w, IBW_IN_PORTFOLIO_VALUE, 8);
+    ibw_put_int(w, c->con_id);
+    ibw_put_str(w, c->symbol);
+    ibw_put_str(w, c->sec_type);
+    ibw_put_str(w, c->last_trade_date);
+    ibw_put_double(w, c->strike);
+    ibw_put_str(w, c->right);
+    ibw_put_str(w, c->multiplier);
+    ibw_put_str(w, c->primary_exchange);
+    ibw_put_str(w, c->currency);
+    ibw_put_str(w, c->local_symbol);
+    ibw_put_str(w, c->trading_class);
+    ibw_put_str(w, pf->p.position);
+    ibw_put_double(w, pf->market_price);
+    ibw_put_double(w, pf->market_value);
+    ibw_put_double(w, pf->p.avg_cost);
+    ibw_put_double(w, pf->unrealized_pnl);
+    ibw_put_double(w, pf->realized_pnl);
+    ibw_put_str(w, pf->p.account);
+    return ibw_writer_end(w);
+}
+
 /* 62 positionEnd "62,1". */
 ssize_t ibw_enc_position_end(struct ibw_writer *w, int sv)
 {

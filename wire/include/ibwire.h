@@ -365,6 +365,14 @@ struct ibw_position { /* position (61) */
     double avg_cost;
 };
 
+struct ibw_portfolio {     /* updatePortfolio (7): a position valued at the market */
+    struct ibw_position p; /* c.primary_exchange is sent in the exchange slot */
+    double market_price;
+    double market_value;
+    double unrealized_pnl;
+    double realized_pnl;
+};
+
 /* ---------------------------------------------------------------------------------------------
  * Encoders: every message mockgw sends, each appended to w as one complete frame, with the
  * layout of server version sv (IBW_MIN_VERSION..IBW_MAX_VERSION; IBW_EVERSION outside).
@@ -382,6 +390,7 @@ ssize_t ibw_enc_managed_accounts(struct ibw_writer *w, int sv, const char *accou
 ssize_t ibw_enc_current_time(struct ibw_writer *w, int sv, int64_t epoch_s);
 ssize_t ibw_enc_position(struct ibw_writer *w, int sv, const struct ibw_position *p);
 ssize_t ibw_enc_position_end(struct ibw_writer *w, int sv);
+ssize_t ibw_enc_portfolio_value(struct ibw_writer *w, int sv, const struct ibw_portfolio *pf);
 ssize_t ibw_enc_open_order_end(struct ibw_writer *w, int sv);
 ssize_t ibw_enc_completed_orders_end(struct ibw_writer *w, int sv);
 ssize_t ibw_enc_account_value(struct ibw_writer *w, int sv, const char *key, const char *value,
