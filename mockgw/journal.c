@@ -14,8 +14,8 @@
 struct mgw_journal {
     uv_check_t flusher; /* flushes the file once per loop iteration when dirty */
     FILE *file;
-    bool owns_file; /* false for stdout */
-    bool dirty;
+    bool owns_file;            /* false for stdout */
+    struct mgw_strbuf pending; /* lines not yet written to file */
     uint64_t seq;
     char **ring; /* ring_cap slots of malloc'd event lines */
     uint64_t *ring_seq;
@@ -24,14 +24,22 @@ struct mgw_journal {
     struct mgw_strbuf line;
 };
 
+#define PENDING_FLUSH (4u << 20) /* write out early past this many buffered bytes */
+
+/* Lines are written once per loop iteration, not one by one: cheaper, and whatever the embedding
+ * program prints before running the loop (mockgw's ready line) comes out first. */
+static void flush_pending(struct mgw_journal *j)
+{
+    if (j->file && j->pending.len > 0) {
+        fwrite(j->pending.data, 1, j->pending.len, j->file);
+        fflush(j->file);
+    }
+    mgw_strbuf_reset(&j->pending);
+}
+
 static void on_check(uv_check_t *h)
 {
-    struct mgw_journal *j = h->data;
-
-    if (j->dirty && j->file) {
-        fflush(j->file);
-        j->dirty = false;
-    }
+    flush_pending(h->data);
 }
 
 struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned ring_cap,
@@ -59,6 +67,7 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
         j->owns_file = true;
     }
     mgw_strbuf_init(&j->line, 1u << 20);
+    mgw_strbuf_init(&j->pending, (size_t)PENDING_FLUSH + (1u << 20) + 2);
     uv_check_init(loop, &j->flusher);
     j->flusher.data = j;
     uv_check_start(&j->flusher, on_check);
@@ -85,6 +94,7 @@ static void on_flusher_closed(uv_handle_t *h)
     free(j->ring);
     free(j->ring_seq);
     mgw_strbuf_free(&j->line);
+    mgw_strbuf_free(&j->pending);
     free(j);
 }
 
@@ -93,7 +103,7 @@ void mgw_journal_free(struct mgw_journal *j)
     if (!j)
         return;
     if (j->file) {
-        fflush(j->file);
+        flush_pending(j);
         if (j->owns_file)
             fclose(j->file);
         j->file = NULL;
@@ -136,9 +146,10 @@ static void entry_end(struct mgw_journal *j, bool keep_in_ring)
     if (j->line.err) /* an entry over the line cap is dropped, never truncated into bad JSON */
         return;
     if (j->file) {
-        fwrite(j->line.data, 1, j->line.len, j->file);
-        fputc('\n', j->file);
-        j->dirty = true;
+        mgw_strbuf_append(&j->pending, j->line.data, j->line.len);
+        mgw_strbuf_append(&j->pending, "\n", 1);
+        if (j->pending.len >= PENDING_FLUSH)
+            flush_pending(j);
     }
     if (keep_in_ring && j->ring_cap > 0) {
         char *copy = strdup(j->line.data);

@@ -15,6 +15,7 @@
 #include "ibwire.h"
 #include "journal.h"
 #include "session.h"
+#include "strbuf.h"
 
 #define READ_BUF_SIZE  (64u << 10)
 #define LISTEN_BACKLOG 4096
@@ -266,11 +267,15 @@ static void conn_journal_end(struct conn *c)
 {
     struct mgw_server *srv = c->srv;
 
-    mgw_journal_eventf(srv->journal, c->s.id, c->s.client_id, "disconnect",
-                       "\"reason\":\"%s\",\"phase\":\"%s\",\"bytes_in\":%" PRIu64
-                       ",\"bytes_out\":%" PRIu64 ",\"duration_ms\":%" PRIu64,
-                       c->end_reason ? c->end_reason : "closed", mgw_phase_name(c->s.last_phase),
-                       c->s.bytes_in, c->s.bytes_out, uv_now(srv->loop) - c->connected_ms);
+    char reason[256];
+
+    mgw_journal_eventf(
+        srv->journal, c->s.id, c->s.client_id, "disconnect",
+        "\"reason\":\"%s\",\"phase\":\"%s\",\"bytes_in\":%" PRIu64 ",\"bytes_out\":%" PRIu64
+        ",\"duration_ms\":%" PRIu64,
+        mgw_json_escape(c->end_reason ? c->end_reason : "closed", reason, sizeof reason),
+        mgw_phase_name(c->s.last_phase), c->s.bytes_in, c->s.bytes_out,
+        uv_now(srv->loop) - c->connected_ms);
 }
 
 static void stop_progress(struct mgw_server *srv);

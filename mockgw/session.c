@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "strbuf.h"
 #include "synth.h"
 
 #define MAX_MATCHES       64
@@ -236,8 +237,11 @@ void mgw_session_close(struct mgw_session *s, enum mgw_close_how how, const char
 {
     if (s->phase == MGW_PHASE_CLOSED)
         return;
+    char esc[256];
+
     mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "close",
-                       "\"reason\":\"%s\",\"phase\":\"%s\"", reason, mgw_phase_name(s->phase));
+                       "\"reason\":\"%s\",\"phase\":\"%s\"",
+                       mgw_json_escape(reason, esc, sizeof esc), mgw_phase_name(s->phase));
     s->last_phase = s->phase;
     s->phase = MGW_PHASE_CLOSED;
     s->close_reason = reason;
@@ -248,9 +252,12 @@ void mgw_session_close(struct mgw_session *s, enum mgw_close_how how, const char
 static void bad_input(struct mgw_session *s, const char *what, int err)
 {
     s->ctx->counters.bad_input++;
+    char what_esc[128], reason_esc[256];
+
     mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "bad_input",
-                       "\"what\":\"%s\",\"error\":\"%s\",\"reason\":\"%s\"", what,
-                       ibw_err_name(err), ibw_strerror(err));
+                       "\"what\":\"%s\",\"error\":\"%s\",\"reason\":\"%s\"",
+                       mgw_json_escape(what, what_esc, sizeof what_esc), ibw_err_name(err),
+                       mgw_json_escape(ibw_strerror(err), reason_esc, sizeof reason_esc));
     mgw_session_close(s, MGW_CLOSE_NOW, what);
 }
 
@@ -276,13 +283,14 @@ static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
 {
     struct mgw_ctx *ctx = s->ctx;
     struct ibw_writer w;
-    char when[64];
+    char when[64], options[6 * sizeof h->options];
 
     s->hello = *h;
     s->version = ibw_negotiate_version(h, ctx->cfg->server_version);
     mgw_journal_eventf(ctx->journal, s->id, -1, "hello",
                        "\"client_min\":%d,\"client_max\":%d,\"options\":\"%s\",\"version\":%d",
-                       h->min_version, h->max_version, h->options, s->version);
+                       h->min_version, h->max_version,
+                       mgw_json_escape(h->options, options, sizeof options), s->version);
     if (s->version < h->min_version)
         /* What a real gateway does: answer its own version and let the client refuse it. */
         mgw_journal_eventf(ctx->journal, s->id, -1, "version_below_client_min",
@@ -306,6 +314,7 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     struct ibw_writer w;
     int version, client_id;
     const char *caps = "";
+    char caps_esc[256];
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &client_id);
@@ -317,7 +326,8 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     }
     s->client_id = client_id;
     mgw_journal_eventf(ctx->journal, s->id, client_id, "start_api",
-                       "\"version\":%d,\"capabilities\":\"%s\"", s->version, caps);
+                       "\"version\":%d,\"capabilities\":\"%s\"", s->version,
+                       mgw_json_escape(caps, caps_esc, sizeof caps_esc));
     if (ctx->cfg->unique_client_ids && mgw_idmap_get(&ctx->client_ids, client_id)) {
         ctx->counters.refused_client_id++;
         mgw_journal_eventf(ctx->journal, s->id, client_id, "client_id_in_use",

@@ -79,29 +79,53 @@ void mgw_strbuf_printf(struct mgw_strbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+static const char hex[] = "0123456789abcdef";
+
+/* Escapes byte c into e; returns the escape's length (1, 2 or 6). */
+static size_t escape_byte(unsigned char c, char e[6])
+{
+    if (c == '"' || c == '\\') {
+        e[0] = '\\';
+        e[1] = (char)c;
+        return 2;
+    }
+    if (c >= 0x20 && c < 0x7f) {
+        e[0] = (char)c;
+        return 1;
+    }
+    memcpy(e, "\\u00", 4);
+    e[4] = hex[c >> 4];
+    e[5] = hex[c & 15];
+    return 6;
+}
+
+const char *mgw_json_escape(const char *s, char *out, size_t cap)
+{
+    size_t len = 0;
+
+    if (cap == 0)
+        return out;
+    for (; s && *s; s++) {
+        char e[6];
+        size_t n = escape_byte((unsigned char)*s, e);
+
+        if (len + n >= cap)
+            break;
+        memcpy(out + len, e, n);
+        len += n;
+    }
+    out[len] = '\0';
+    return out;
+}
+
 void mgw_strbuf_json_string(struct mgw_strbuf *b, const char *s, size_t n)
 {
-    static const char hex[] = "0123456789abcdef";
-
     if (reserve(b, n * 6 + 2) < 0) /* worst case: every byte escaped */
         return;
     char *o = b->data + b->len;
     *o++ = '"';
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-
-        if (c == '"' || c == '\\') {
-            *o++ = '\\';
-            *o++ = (char)c;
-        } else if (c >= 0x20 && c < 0x7f) {
-            *o++ = (char)c;
-        } else {
-            memcpy(o, "\\u00", 4);
-            o[4] = hex[c >> 4];
-            o[5] = hex[c & 15];
-            o += 6;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        o += escape_byte((unsigned char)s[i], o);
     *o++ = '"';
     *o = '\0';
     b->len = (size_t)(o - b->data);

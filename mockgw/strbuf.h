@@ -27,4 +27,9 @@ void mgw_strbuf_printf(struct mgw_strbuf *b, const char *fmt, ...)
  * \u00XX, so any byte sequence (a garbled frame included) yields valid JSON. */
 void mgw_strbuf_json_string(struct mgw_strbuf *b, const char *s, size_t n);
 
+/* Writes s JSON-escaped (as mgw_strbuf_json_string does, without the quotes) into out[cap],
+ * NUL-terminated, cut before an escape that does not fit. Returns out, so it can sit in an
+ * argument list: eventf(..., "\"reason\":\"%s\"", mgw_json_escape(reason, buf, sizeof buf)). */
+const char *mgw_json_escape(const char *s, char *out, size_t cap);
+
 #endif /* MGW_STRBUF_H */
