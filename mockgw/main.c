@@ -93,19 +93,7 @@ struct app {
 /* Whole-string unsigned decimal in [min, max]. */
 static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
-    uint64_t v = 0;
-
-    if (!*s)
-        return -1;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9' || v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (v < min || v > max)
-        return -1;
-    *out = v;
-    return 0;
+    return ibw_parse_u64(s, strlen(s), min, max, out);
 }
 
 static int bad_value(const char *flag, const char *value, const char *why)

@@ -614,23 +614,14 @@ __attribute__((format(printf, 3, 4))) static void reply_error(struct mgw_http_re
 static int64_t query_since(const char *query)
 {
     const char *p = strstr(query, "since=");
-    uint64_t v = 0;
+    int64_t v;
 
-    if (!p)
-        return 0;
-    if (p != query && p[-1] != '&')
+    if (!p || (p != query && p[-1] != '&'))
         return 0;
     p += 6;
-    if (*p < '0' || *p > '9')
+    if (ibw_parse_i64(p, strcspn(p, "&"), 0, INT64_MAX, &v) < 0)
         return -1;
-    for (; *p >= '0' && *p <= '9'; p++) {
-        if (v > (UINT64_MAX - 9) / 10)
-            return -1;
-        v = v * 10 + (uint64_t)(*p - '0');
-    }
-    if (*p && *p != '&')
-        return -1;
-    return v > INT64_MAX ? -1 : (int64_t)v;
+    return v;
 }
 
 static void on_admin_request(void *ctx, const struct mgw_http_request *req,

@@ -892,9 +892,33 @@ static void msg_names_come_from_the_tables(void **state)
     assert_null(ibw_out_name(-1));
 }
 
+static void parse_u64_and_i64_are_strict_and_range_checked(void **state)
+{
+    uint64_t u = 7;
+    int64_t v = 7;
+
+    (void)state;
+    assert_int_equal(ibw_parse_u64("18446744073709551615", 20, 0, UINT64_MAX, &u), 0);
+    assert_true(u == UINT64_MAX);
+    assert_int_equal(ibw_parse_u64("18446744073709551616", 20, 0, UINT64_MAX, &u), -1);
+    assert_int_equal(ibw_parse_u64("-1", 2, 0, UINT64_MAX, &u), -1);
+    assert_int_equal(ibw_parse_u64("", 0, 0, UINT64_MAX, &u), -1);
+    assert_int_equal(ibw_parse_u64("4096", 4, 4096, 8192, &u), 0);
+    assert_int_equal(ibw_parse_u64("4095", 4, 4096, 8192, &u), -1);
+    assert_int_equal(ibw_parse_u64("12&x", 2, 0, 100, &u), 0); /* only len bytes count */
+    assert_true(u == 12);
+    assert_int_equal(ibw_parse_i64("-9223372036854775808", 20, INT64_MIN, 0, &v), 0);
+    assert_true(v == INT64_MIN);
+    assert_int_equal(ibw_parse_i64("9223372036854775808", 19, 0, INT64_MAX, &v), -1);
+    assert_int_equal(ibw_parse_i64(" 1", 2, 0, 10, &v), -1);
+    assert_int_equal(ibw_parse_i64("+1", 2, 0, 10, &v), -1);
+    assert_true(v == INT64_MIN); /* untouched by failures */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(parse_u64_and_i64_are_strict_and_range_checked),
         cmocka_unit_test(reader_reads_str_fields_in_order),
         cmocka_unit_test(reader_str_points_into_payload),
         cmocka_unit_test(reader_past_end_is_enofield),

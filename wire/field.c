@@ -12,40 +12,50 @@
 /* ---------------------------------------------------------------------------------------------
  * The integer parser
  */
-int ibw__parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+/* Accumulates s[i..len) as an unsigned magnitude no larger than limit. */
+static int parse_magnitude(const char *s, size_t i, size_t len, uint64_t limit, uint64_t *out)
 {
-    uint64_t limit, acc = 0;
-    bool neg = false;
-    size_t i = 0;
+    uint64_t acc = 0;
 
-    if (len > 0 && s[0] == '-') {
-        neg = true;
-        i = 1;
-    }
     if (i == len)
         return -1; /* empty, or a lone '-' */
-    /* Accumulate the magnitude as unsigned so INT64_MIN needs no special case. */
-    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
     for (; i < len; i++) {
         unsigned d = (unsigned char)s[i] - '0';
 
-        if (d > 9)
-            return -1;
-        if (acc > (limit - d) / 10)
+        if (d > 9 || acc > (limit - d) / 10)
             return -1;
         acc = acc * 10 + d;
     }
-    if (neg) {
-        int64_t v = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+    *out = acc;
+    return 0;
+}
 
-        if (v < min || v > max)
-            return -1;
-        *out = v;
-    } else {
-        if (acc > (uint64_t)max || (int64_t)acc < min)
-            return -1;
-        *out = (int64_t)acc;
-    }
+int ibw_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out)
+{
+    uint64_t v;
+
+    if (parse_magnitude(s, 0, len, UINT64_MAX, &v) < 0 || v < min || v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int ibw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out)
+{
+    bool neg = len > 0 && s[0] == '-';
+    uint64_t acc;
+    int64_t v;
+
+    /* The magnitude is unsigned so INT64_MIN needs no special case. */
+    if (parse_magnitude(s, neg, len, neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, &acc) < 0)
+        return -1;
+    if (neg)
+        v = acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc;
+    else
+        v = (int64_t)acc;
+    if (v < min || v > max)
+        return -1;
+    *out = v;
     return 0;
 }
 
@@ -127,7 +137,7 @@ static int read_integer(struct ibw_reader *r, int64_t min, int64_t max, int64_t 
         *v = empty_value;
         return 0;
     }
-    if (ibw__parse_i64(f, len, min, max, v) != 0)
+    if (ibw_parse_i64(f, len, min, max, v) != 0)
         return fail(r, IBW_EBADINT);
     return 0;
 }
@@ -182,7 +192,7 @@ int ibw_read_msg_id(struct ibw_reader *r, int *id)
     if (rc)
         return rc;
     /* Strict, unlike the lenient numeric fields: an empty or signed id is a broken frame. */
-    if (len == 0 || f[0] == '-' || ibw__parse_i64(f, len, 0, INT32_MAX, &x) != 0)
+    if (len == 0 || f[0] == '-' || ibw_parse_i64(f, len, 0, INT32_MAX, &x) != 0)
         return fail(r, IBW_EBADMSGID);
     *id = (int)x;
     return 0;
@@ -477,7 +487,7 @@ static size_t shortest_digits(double v, char digits[20], int *exp10)
         p++;
         if (*p == '+')
             p++;
-        if (ibw__parse_i64(p, strlen(p), -400, 400, &e) != 0)
+        if (ibw_parse_i64(p, strlen(p), -400, 400, &e) != 0)
             return 0;
         while (nd > 1 && digits[nd - 1] == '0')
             nd--; /* "1.0" from the two-digit step, or the 17-digit fallback */

@@ -22,7 +22,7 @@ static int parse_version(const char *s, size_t len, size_t *i, int *v)
         n++;
     if (n == 0 || n > MAX_VERSION_DIGITS)
         return -1;
-    if (ibw__parse_i64(s + from, n, 0, 999999, &x) != 0)
+    if (ibw_parse_i64(s + from, n, 0, 999999, &x) != 0)
         return -1;
     *v = (int)x;
     *i = from + n;

@@ -5,11 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The one integer parser of the library: s[0..len) must be a whole decimal number, an optional
- * '-' followed by one or more ASCII digits, nothing else (no '+', no spaces, no empty field),
- * with a value in [min, max]. Returns 0 and stores *out, or -1 (out untouched). */
-int ibw__parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
-
 /* Big-endian uint32 helpers for the length prefixes. */
 static inline uint32_t ibw__load_be32(const uint8_t *p)
 {

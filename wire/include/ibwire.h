@@ -203,6 +203,15 @@ const char *ibw_in_name(int id);
 const char *ibw_out_name(int id);
 
 /* ---------------------------------------------------------------------------------------------
+ * Decimal integers: the one strict parser of the project (wire fields, CLI flags, admin
+ * queries). s[0..len) must be a whole number: an optional '-' (signed only) and one or more ASCII
+ * digits, nothing else (no '+', no spaces, not empty), with a value in [min, max].
+ * Returns 0 and stores *out, or -1 with *out untouched.
+ */
+int ibw_parse_i64(const char *s, size_t len, int64_t min, int64_t max, int64_t *out);
+int ibw_parse_u64(const char *s, size_t len, uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---------------------------------------------------------------------------------------------
  * Field reader (§1.2). Reads NUL-terminated fields from one frame payload, left to right.
  *
  * The first failure is sticky: it is stored in r->err and every later read returns it without
