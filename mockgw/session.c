@@ -312,7 +312,7 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
 {
     struct mgw_ctx *ctx = s->ctx;
     struct ibw_writer w;
-    int version, client_id;
+    int version = 0, client_id = 0;
     const char *caps = "";
     char caps_esc[256];
 
@@ -382,7 +382,7 @@ static void req_current_time(struct mgw_session *s, struct ibw_reader *r)
 {
     struct mgw_ctx *ctx = s->ctx;
     struct ibw_writer w;
-    int version;
+    int version = 0;
     uint64_t now = ctx->mono_ms(ctx->clock);
 
     ibw_read_int(r, &version);
@@ -405,7 +405,7 @@ static void req_current_time(struct mgw_session *s, struct ibw_reader *r)
 static void req_ids(struct mgw_session *s, struct ibw_reader *r)
 {
     struct ibw_writer w;
-    int version, num_ids;
+    int version = 0, num_ids = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &num_ids);
@@ -418,7 +418,7 @@ static void req_ids(struct mgw_session *s, struct ibw_reader *r)
 static void req_managed_accts(struct mgw_session *s, struct ibw_reader *r)
 {
     struct ibw_writer w;
-    int version;
+    int version = 0;
 
     ibw_read_int(r, &version);
     if (!request_ok(s, r, "reqManagedAccts"))
@@ -444,7 +444,7 @@ static void req_positions(struct mgw_session *s, struct ibw_reader *r)
     const struct mgw_fixtures *fx = s->ctx->fx;
     struct ibw_writer w;
     char acct[64];
-    int version;
+    int version = 0;
 
     ibw_read_int(r, &version);
     if (!request_ok(s, r, "reqPositions"))
@@ -465,7 +465,7 @@ static void req_positions(struct mgw_session *s, struct ibw_reader *r)
 static void req_open_orders(struct mgw_session *s, struct ibw_reader *r)
 {
     struct ibw_writer w;
-    int version;
+    int version = 0;
 
     ibw_read_int(r, &version);
     if (!request_ok(s, r, "reqOpenOrders"))
@@ -476,8 +476,8 @@ static void req_open_orders(struct mgw_session *s, struct ibw_reader *r)
 
 static void req_auto_open_orders(struct mgw_session *s, struct ibw_reader *r)
 {
-    int version;
-    bool auto_bind;
+    int version = 0;
+    bool auto_bind = false;
 
     ibw_read_int(r, &version);
     ibw_read_bool(r, &auto_bind);
@@ -490,7 +490,7 @@ static void req_auto_open_orders(struct mgw_session *s, struct ibw_reader *r)
 static void req_completed_orders(struct mgw_session *s, struct ibw_reader *r)
 {
     struct ibw_writer w;
-    bool api_only;
+    bool api_only = false;
 
     ibw_read_bool(r, &api_only);
     if (!request_ok(s, r, "reqCompletedOrders"))
@@ -538,10 +538,10 @@ static void req_account_updates(struct mgw_session *s, struct ibw_reader *r)
 {
     const struct mgw_fixtures *fx = s->ctx->fx;
     struct ibw_writer w;
-    const char *acct;
+    const char *acct = "";
     char first[64], hhmm[8];
-    int version;
-    bool subscribe;
+    int version = 0;
+    bool subscribe = false;
 
     ibw_read_int(r, &version);
     ibw_read_bool(r, &subscribe);
@@ -569,9 +569,9 @@ static void req_account_updates_multi(struct mgw_session *s, struct ibw_reader *
 {
     const struct mgw_fixtures *fx = s->ctx->fx;
     struct ibw_writer w;
-    const char *acct, *model;
+    const char *acct = "", *model = "";
     char first[64];
-    int version, req_id;
+    int version = 0, req_id = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &req_id);
@@ -616,8 +616,8 @@ static void req_account_summary(struct mgw_session *s, struct ibw_reader *r)
     const struct mgw_fixtures *fx = s->ctx->fx;
     const char *accounts = s->ctx->cfg->accounts;
     struct ibw_writer w;
-    const char *group, *tags;
-    int version, req_id;
+    const char *group = "", *tags = "";
+    int version = 0, req_id = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &req_id);
@@ -647,7 +647,7 @@ static void req_account_summary(struct mgw_session *s, struct ibw_reader *r)
 static void req_executions(struct mgw_session *s, struct ibw_reader *r)
 {
     struct ibw_writer w;
-    int version, req_id;
+    int version = 0, req_id = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &req_id);
@@ -660,9 +660,9 @@ static void req_executions(struct mgw_session *s, struct ibw_reader *r)
 static void req_contract_details(struct mgw_session *s, struct ibw_reader *r)
 {
     const struct mgw_fixture_contract *found[MAX_MATCHES];
-    struct ibw_contract c;
+    struct ibw_contract c = { 0 };
     struct ibw_writer w;
-    int version, req_id;
+    int version = 0, req_id = 0;
     unsigned n;
 
     ibw_read_int(r, &version);
@@ -694,7 +694,7 @@ static void req_contract_details(struct mgw_session *s, struct ibw_reader *r)
 /* Skips the combo legs of a BAG contract: nLegs, then conId, ratio, action, exchange each. */
 static void skip_combo_legs(struct ibw_reader *r, const struct ibw_contract *c)
 {
-    int n;
+    int n = 0;
 
     if (!c->sec_type || strcmp(c->sec_type, "BAG") != 0)
         return;
@@ -720,10 +720,10 @@ static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
     struct mgw_hist_request hr = { 0 };
     struct mgw_synth_reject rej;
     struct mgw_hist h;
-    struct ibw_contract c;
+    struct ibw_contract c = { 0 };
     struct ibw_writer w;
-    int version, req_id, format_date;
-    bool include_expired, use_rth, keep_up_to_date = false;
+    int version = 0, req_id = 0, format_date = 0;
+    bool include_expired = false, use_rth = false, keep_up_to_date = false;
 
     if (s->version < 124) /* SYNT_REALTIME_BARS dropped the version field */
         ibw_read_int(r, &version);
@@ -768,7 +768,7 @@ static void cancel_subscription(struct mgw_session *s, struct ibw_reader *r, str
                                 const char *what, int code, const char *text_prefix)
 {
     char text[96];
-    int version, req_id;
+    int version = 0, req_id = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &req_id);
@@ -789,12 +789,12 @@ static void cancel_historical_data(struct mgw_session *s, struct ibw_reader *r)
 static void req_head_timestamp(struct mgw_session *s, struct ibw_reader *r)
 {
     const struct mgw_fixture_contract *fc;
-    struct ibw_contract c;
+    struct ibw_contract c = { 0 };
     struct ibw_writer w;
-    const char *what;
+    const char *what = "";
     char ts[40];
-    int req_id, format_date;
-    bool include_expired, use_rth;
+    int req_id = 0, format_date = 0;
+    bool include_expired = false, use_rth = false;
 
     ibw_read_int(r, &req_id);
     ibw_read_contract(r, &c, true);
@@ -819,8 +819,8 @@ static void req_matching_symbols(struct mgw_session *s, struct ibw_reader *r)
     const struct mgw_fixture_contract *found[MAX_SYMBOLS];
     struct ibw_symbol_sample samples[MAX_SYMBOLS];
     struct ibw_writer w;
-    const char *pattern;
-    int req_id;
+    const char *pattern = "";
+    int req_id = 0;
     unsigned n;
 
     ibw_read_int(r, &req_id);
@@ -849,7 +849,7 @@ static void req_matching_symbols(struct mgw_session *s, struct ibw_reader *r)
 
 static void req_market_data_type(struct mgw_session *s, struct ibw_reader *r)
 {
-    int version, type;
+    int version = 0, type = 0;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &type);
@@ -871,11 +871,11 @@ static void req_mkt_data(struct mgw_session *s, struct ibw_reader *r)
     struct mgw_ctx *ctx = s->ctx;
     const struct mgw_fixture_contract *fc;
     struct mgw_quote q;
-    struct ibw_contract c;
+    struct ibw_contract c = { 0 };
     struct ibw_writer w;
-    const char *generic_ticks;
-    int version, req_id;
-    bool delta_neutral, snapshot, regulatory;
+    const char *generic_ticks = "";
+    int version = 0, req_id = 0;
+    bool delta_neutral = false, snapshot = false, regulatory = false;
 
     ibw_read_int(r, &version);
     ibw_read_int(r, &req_id);
@@ -971,7 +971,7 @@ static const struct handler handlers[] = {
 static void on_request(struct mgw_session *s, const struct ibw_frame *f)
 {
     struct ibw_reader r;
-    int id;
+    int id = 0;
 
     ibw_reader_init(&r, f->payload, f->len);
     if (ibw_read_msg_id(&r, &id) < 0) {

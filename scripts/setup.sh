@@ -34,13 +34,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-cmake_args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo)
+build_type=RelWithDebInfo
+[ -n "${MGW_SANITIZE:-}" ] && build_type=Debug
+cmake_args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=$build_type)
 [ "$mode" = test ] || cmake_args+=(-DMGW_TESTS=OFF)
 [ -n "${MGW_SANITIZE:-}" ] && cmake_args+=("-DMGW_SANITIZE=$MGW_SANITIZE")
 cmake "${cmake_args[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)"
 
-if [ "$mode" = test ] && [ -f "$root/e2e/compat/package-lock.json" ]; then
+compat=$root/e2e/compat
+if [ "$mode" = test ] && [ -f "$compat/package-lock.json" ] &&
+   ! cmp -s "$compat/package-lock.json" "$compat/node_modules/.mgw-installed-lock"; then
   # The real third-party clients the compat tests drive, pinned by the lock file.
-  (cd "$root/e2e/compat" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd "$compat" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  cp "$compat/package-lock.json" "$compat/node_modules/.mgw-installed-lock"
 fi
