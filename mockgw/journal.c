@@ -22,6 +22,8 @@ struct mgw_journal {
     unsigned ring_cap;
     unsigned ring_next; /* slot the next event goes to */
     struct mgw_strbuf line;
+    time_t stamp_sec; /* the second stamp[] was formatted for */
+    char stamp[24];   /* "2026-11-25T18:30:00" */
 };
 
 #define PENDING_FLUSH (4u << 20) /* write out early past this many buffered bytes */
@@ -125,15 +127,18 @@ uint64_t mgw_journal_seq(const struct mgw_journal *j)
 static void entry_begin(struct mgw_journal *j, uint64_t conn, int client_id)
 {
     struct timespec ts;
-    struct tm tm;
-    char when[40];
 
     clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (ts.tv_sec != j->stamp_sec || !j->stamp[0]) { /* formatting the date is the slow part */
+        struct tm tm;
+
+        gmtime_r(&ts.tv_sec, &tm);
+        strftime(j->stamp, sizeof j->stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+        j->stamp_sec = ts.tv_sec;
+    }
     mgw_strbuf_reset(&j->line);
     mgw_strbuf_printf(&j->line, "{\"seq\":%" PRIu64 ",\"t\":\"%s.%03ldZ\",\"conn\":%" PRIu64,
-                      ++j->seq, when, ts.tv_nsec / 1000000L, conn);
+                      ++j->seq, j->stamp, ts.tv_nsec / 1000000L, conn);
     if (client_id >= 0)
         mgw_strbuf_printf(&j->line, ",\"client_id\":%d", client_id);
     else
@@ -163,10 +168,16 @@ static void entry_end(struct mgw_journal *j, bool keep_in_ring)
     }
 }
 
+/* Nobody reads events: no log file, no ring (the admin API is off). */
+static bool unheard(const struct mgw_journal *j)
+{
+    return !j || (!j->file && j->ring_cap == 0);
+}
+
 void mgw_journal_event(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
                        const char *detail)
 {
-    if (!j)
+    if (unheard(j))
         return;
     entry_begin(j, conn, client_id);
     mgw_strbuf_append(&j->line, ",\"event\":", 9);
@@ -185,7 +196,7 @@ void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, con
     va_list ap;
     int n;
 
-    if (!j)
+    if (unheard(j))
         return;
     va_start(ap, detail_fmt);
     n = vsnprintf(detail, sizeof detail, detail_fmt, ap);

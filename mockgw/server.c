@@ -227,7 +227,8 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
         cfg->fixtures_path ? mgw_fixtures_load(cfg->fixtures_path, err) : mgw_fixtures_default(err);
     if (!srv->fx)
         goto fail;
-    srv->journal = mgw_journal_new(loop, cfg->log_path, JOURNAL_RING, err);
+    /* The event ring exists for GET /v1/journal; without the admin API nobody reads it. */
+    srv->journal = mgw_journal_new(loop, cfg->log_path, cfg->admin_enabled ? JOURNAL_RING : 0, err);
     if (!srv->journal)
         goto fail;
     if (mgw_ctx_init(&srv->ctx, &srv->cfg, srv->fx, srv->journal) < 0)

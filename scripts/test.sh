@@ -12,3 +12,6 @@ build=${BUILD_DIR:-$root/build}
 echo "== the same tests under ASan+UBSan =="
 BUILD_DIR=$root/build-asan MGW_SANITIZE=address,undefined "$root/scripts/setup.sh" test
 (cd "$root/build-asan" && ctest --output-on-failure --timeout 900 -j "$(nproc)")
+
+echo "== the e2e smoke under valgrind =="
+"$root/scripts/valgrind-smoke.sh"
