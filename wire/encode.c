@@ -41,6 +41,16 @@ static void begin_msg(struct ibw_writer *w, int id, int version)
         ibw_put_int(w, version);
 }
 
+/* The many "<id>,<version>,<reqId>" messages (the End markers). */
+static ssize_t enc_req_id_only(struct ibw_writer *w, int sv, int id, int version, int req_id)
+{
+    if (!sv_ok(sv))
+        return IBW_EVERSION;
+    begin_msg(w, id, version);
+    ibw_put_int(w, req_id);
+    return ibw_writer_end(w);
+}
+
 /* Handshake reply: "<version>\0<time>\0". Not versioned. */
 ssize_t ibw_enc_server_version(struct ibw_writer *w, int version, const char *conn_time)
 {
@@ -236,11 +246,7 @@ ssize_t ibw_enc_account_update_multi(struct ibw_writer *w, int sv, int req_id, c
 /* 74 accountUpdateMultiEnd "74,1,reqId". */
 ssize_t ibw_enc_account_update_multi_end(struct ibw_writer *w, int sv, int req_id)
 {
-    if (!sv_ok(sv))
-        return IBW_EVERSION;
-    begin_msg(w, IBW_IN_ACCOUNT_UPDATE_MULTI_END, 1);
-    ibw_put_int(w, req_id);
-    return ibw_writer_end(w);
+    return enc_req_id_only(w, sv, IBW_IN_ACCOUNT_UPDATE_MULTI_END, 1, req_id);
 }
 
 /* 63 accountSummary "63,1,reqId,account,tag,value,currency". */
@@ -261,21 +267,13 @@ ssize_t ibw_enc_account_summary(struct ibw_writer *w, int sv, int req_id, const 
 /* 64 accountSummaryEnd "64,1,reqId". */
 ssize_t ibw_enc_account_summary_end(struct ibw_writer *w, int sv, int req_id)
 {
-    if (!sv_ok(sv))
-        return IBW_EVERSION;
-    begin_msg(w, IBW_IN_ACCOUNT_SUMMARY_END, 1);
-    ibw_put_int(w, req_id);
-    return ibw_writer_end(w);
+    return enc_req_id_only(w, sv, IBW_IN_ACCOUNT_SUMMARY_END, 1, req_id);
 }
 
 /* 55 execDetailsEnd "55,1,reqId". */
 ssize_t ibw_enc_exec_details_end(struct ibw_writer *w, int sv, int req_id)
 {
-    if (!sv_ok(sv))
-        return IBW_EVERSION;
-    begin_msg(w, IBW_IN_EXECUTION_DATA_END, 1);
-    ibw_put_int(w, req_id);
-    return ibw_writer_end(w);
+    return enc_req_id_only(w, sv, IBW_IN_EXECUTION_DATA_END, 1, req_id);
 }
 
 /* evMultiplier: the Java decoder reads a double, the official Python decoder int(): only an
@@ -380,11 +378,7 @@ ssize_t ibw_enc_contract_details(struct ibw_writer *w, int sv, int req_id,
 /* 52 contractDetailsEnd "52,1,reqId". */
 ssize_t ibw_enc_contract_details_end(struct ibw_writer *w, int sv, int req_id)
 {
-    if (!sv_ok(sv))
-        return IBW_EVERSION;
-    begin_msg(w, IBW_IN_CONTRACT_DATA_END, 1);
-    ibw_put_int(w, req_id);
-    return ibw_writer_end(w);
+    return enc_req_id_only(w, sv, IBW_IN_CONTRACT_DATA_END, 1, req_id);
 }
 
 /* 17 historicalData. Below SYNT_REALTIME_BARS (124): version field "3" after the id and a
@@ -562,9 +556,5 @@ ssize_t ibw_enc_market_data_type(struct ibw_writer *w, int sv, int req_id, int t
 /* 57 tickSnapshotEnd "57,1,reqId": constant layout. */
 ssize_t ibw_enc_tick_snapshot_end(struct ibw_writer *w, int sv, int req_id)
 {
-    if (!sv_ok(sv))
-        return IBW_EVERSION;
-    begin_msg(w, IBW_IN_TICK_SNAPSHOT_END, 1);
-    ibw_put_int(w, req_id);
-    return ibw_writer_end(w);
+    return enc_req_id_only(w, sv, IBW_IN_TICK_SNAPSHOT_END, 1, req_id);
 }
