@@ -243,6 +243,15 @@ void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool
     entry_end(j, false);
 }
 
+void mgw_journal_clear(struct mgw_journal *j)
+{
+    for (unsigned i = 0; i < j->ring_cap; i++) {
+        free(j->ring[i]);
+        j->ring[i] = NULL;
+    }
+    j->ring_next = 0;
+}
+
 char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since)
 {
     struct mgw_strbuf b;

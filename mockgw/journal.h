@@ -52,6 +52,9 @@ void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool
 /* The ring's events with seq > since, as a JSON array string (malloc'd), oldest first. */
 char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since);
 
+/* Empties the ring (POST /v1/reset). The sequence goes on, so "since" readers stay correct. */
+void mgw_journal_clear(struct mgw_journal *j);
+
 /* The last sequence number handed out (0 before the first entry). */
 uint64_t mgw_journal_seq(const struct mgw_journal *j);
 

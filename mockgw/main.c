@@ -12,6 +12,7 @@
 
 #include <uv.h>
 
+#include "fault.h"
 #include "ibwire.h"
 #include "mockgw.h"
 
@@ -25,6 +26,12 @@ static const char USAGE[] =
     "\n"
     "  --listen HOST:PORT         API listener (default 127.0.0.1:4002; port 0 picks one)\n"
     "  --admin HOST:PORT|off      admin HTTP API (default 127.0.0.1:4080; port 0 picks one)\n"
+    "  --script FILE              fault script: settings and rules (docs/script-format.md)\n"
+    "  --fault PRESET             add a fault preset, repeatable: silent,\n"
+    "                             silent-after-handshake, silent-after-ready,\n"
+    "                             refuse-client-id=N[,M...], drop-after-ready[=MS],\n"
+    "                             reset-after-ready[=MS], half-ready, refuse, blackhole,\n"
+    "                             delay=MS, restart-every=MS:DOWN_MS\n"
     "  --server-version N         highest server version offered, 100..200 (default 178)\n"
     "  --accounts A[,B...]        managed accounts (default DU1234567)\n"
     "  --seed N                   seed for every synthetic value (default 1)\n"
@@ -61,6 +68,9 @@ enum {
     OPT_NO_TIME_PACING,
     OPT_HANDSHAKE_TIMEOUT,
     OPT_MAX_OUT_BUFFER,
+    OPT_SCRIPT,
+    OPT_FAULT,
+    OPT_END
 };
 
 static const struct option options[] = {
@@ -78,16 +88,24 @@ static const struct option options[] = {
     { "no-time-pacing", no_argument, NULL, OPT_NO_TIME_PACING },
     { "handshake-timeout-ms", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT },
     { "max-out-buffer", required_argument, NULL, OPT_MAX_OUT_BUFFER },
+    { "script", required_argument, NULL, OPT_SCRIPT },
+    { "fault", required_argument, NULL, OPT_FAULT },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
 };
+
+#define MAX_PRESETS 64
 
 struct app {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
     struct mgw_server *srv;
     const char *ready_file;
+    const char *script_path;
+    const char *presets[MAX_PRESETS];
+    unsigned n_presets;
+    bool given[OPT_END]; /* flags on the command line win over the script's settings */
 };
 
 /* Whole-string unsigned decimal in [min, max]. */
@@ -140,6 +158,8 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
         for (const struct option *o = options; o->name; o++)
             if (o->val == c)
                 name = o->name;
+        if (c >= OPT_LISTEN && c < OPT_END)
+            app->given[c] = true;
         switch (c) {
         case 'h':
             fputs(USAGE, stdout);
@@ -212,6 +232,16 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
                 return bad_value(name, optarg, "must be a number of bytes, 4096 or more");
             cfg->max_out_buffer = (size_t)v;
             break;
+        case OPT_SCRIPT:
+            app->script_path = optarg;
+            break;
+        case OPT_FAULT:
+            if (app->n_presets == MAX_PRESETS) {
+                fprintf(stderr, "mockgw: --fault: at most %d presets\n", MAX_PRESETS);
+                return -1;
+            }
+            app->presets[app->n_presets++] = optarg;
+            break;
         case ':':
             fprintf(stderr, "mockgw: %s needs a value (see mockgw --help)\n", argv[optind - 1]);
             return -1;
@@ -254,6 +284,45 @@ static int write_ready_file(const char *path, int api, int admin)
     return 0;
 }
 
+/* Loads --script, adds the --fault presets, and takes the script's settings where no flag set
+ * them. NULL after printing the error. */
+static struct mgw_script *load_script(struct app *app, struct mgw_config *cfg)
+{
+    const struct mgw_script_settings *st;
+    struct mgw_script *script;
+    struct mgw_err err;
+
+    script = app->script_path ? mgw_script_load(app->script_path, &err) : mgw_script_new();
+    if (!script) {
+        fprintf(stderr, "mockgw: %s\n", app->script_path ? err.msg : "out of memory");
+        return NULL;
+    }
+    for (unsigned i = 0; i < app->n_presets; i++) {
+        if (mgw_script_add_preset(script, app->presets[i], &err) < 0) {
+            fprintf(stderr, "mockgw: %s\n", err.msg);
+            mgw_script_free(script);
+            return NULL;
+        }
+    }
+    st = &script->settings;
+    if (st->has_server_version && !app->given[OPT_SERVER_VERSION])
+        cfg->server_version = st->server_version;
+    if (st->has_accounts && !app->given[OPT_ACCOUNTS])
+        cfg->accounts = st->accounts;
+    if (st->has_next_valid_id && !app->given[OPT_NEXT_VALID_ID])
+        cfg->next_valid_id = st->next_valid_id;
+    if (st->has_max_clients && !app->given[OPT_MAX_CLIENTS])
+        cfg->max_clients = st->max_clients;
+    if (st->has_unique_client_ids && !app->given[OPT_ALLOW_DUP_IDS])
+        cfg->unique_client_ids = st->unique_client_ids;
+    if (st->has_pace_current_time && !app->given[OPT_NO_TIME_PACING])
+        cfg->pace_current_time = st->pace_current_time;
+    if (st->has_handshake_timeout_ms && !app->given[OPT_HANDSHAKE_TIMEOUT])
+        cfg->hello_timeout_ms = st->handshake_timeout_ms;
+    cfg->script = script;
+    return script;
+}
+
 static void on_signal_closed(uv_handle_t *h)
 {
     (void)h;
@@ -293,15 +362,20 @@ int main(int argc, char **argv)
     struct mgw_config cfg;
     struct mgw_err err;
     struct app app = { 0 };
+    struct mgw_script *script;
     int rc;
 
     mgw_config_init(&cfg);
     if (parse_args(argc, argv, &cfg, &app, listen_host, admin_host, sizeof listen_host) < 0)
         return EXIT_USAGE;
+    script = load_script(&app, &cfg);
+    if (!script)
+        return EXIT_USAGE;
     signal(SIGPIPE, SIG_IGN);
     raise_fd_limit();
     uv_loop_init(&app.loop);
     app.srv = mgw_server_new(&app.loop, &cfg, &err);
+    mgw_script_free(script); /* the server keeps its own copy */
     if (!app.srv) {
         fprintf(stderr, "mockgw: %s\n", err.msg);
         uv_loop_close(&app.loop);

@@ -10,11 +10,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "admin.h"
-#include "fixtures.h"
 #include "ibwire.h"
-#include "journal.h"
-#include "session.h"
+#include "server.h"
 #include "strbuf.h"
 
 #define READ_BUF_SIZE  (64u << 10)
@@ -22,55 +19,10 @@
 #define FIN_LINGER_MS  2000u /* a FIN close waits this long for queued output to drain */
 #define JOURNAL_RING   4096u
 
-struct conn {
-    uv_tcp_t tcp;
-    uv_timer_t timer; /* the handshake deadline, then the FIN linger */
-    uv_shutdown_t shutdown;
-    struct mgw_server *srv;
-    struct mgw_session s;
-    struct conn *prev, *next;
-    char peer[64];
-    uint64_t connected_ms; /* uv_now() at accept */
-    size_t queued;         /* bytes handed to uv_write and not yet written */
-    int open_handles;
-    bool closing;  /* handles are being closed */
-    bool draining; /* FIN requested: waiting for the shutdown to complete */
-    const char *end_reason;
-};
-
 struct write_req {
     uv_write_t req;
     size_t len;
     uint8_t data[];
-};
-
-struct mgw_server {
-    uv_loop_t *loop;
-    struct mgw_config cfg; /* strings below are our own copies */
-    char *listen_host, *admin_host, *accounts, *log_path, *fixtures_path;
-    struct mgw_fixtures *fx;
-    struct mgw_journal *journal;
-    struct mgw_ctx ctx;
-    struct mgw_admin *admin;
-    uv_tcp_t listener;
-    bool listener_open;
-    int api_port;
-    int admin_port;
-    struct conn *conns; /* doubly linked, newest first */
-    unsigned n_conns;
-    uint64_t next_conn_id;
-    uint8_t *read_buf; /* one buffer for every read: reads are handled synchronously */
-    uint64_t started_ms;
-    struct {
-        uint64_t accepted, closed, rejected_max_clients, output_overflow;
-    } counters;
-    unsigned n_closing; /* connections whose handles are closing */
-    /* Stopping: every handle closes, then stop_cb fires once. */
-    bool stopping;
-    bool stop_notified;
-    unsigned pending_closes; /* listener and admin */
-    mgw_stopped_cb stop_cb;
-    void *stop_data;
 };
 
 const char *mgw_strerror(int err)
@@ -236,6 +188,13 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
     srv->ctx.mono_ms = clock_mono;
     srv->ctx.wall_ms = clock_wall;
     srv->ctx.clock = srv;
+    srv->faults = mgw_faults_new(cfg->seed);
+    srv->script = cfg->script ? mgw_script_copy(cfg->script) : mgw_script_new();
+    if (!srv->faults || !srv->script)
+        goto nomem;
+    srv->ctx.faults = srv->faults;
+    if (mgw__arm_script(srv, srv->script) < 0)
+        goto nomem;
     return srv;
 
 nomem:
@@ -250,6 +209,8 @@ void mgw_server_free(struct mgw_server *srv)
     if (!srv)
         return;
     mgw_ctx_free(&srv->ctx);
+    mgw_faults_free(srv->faults);
+    mgw_script_free(srv->script);
     mgw_journal_free(srv->journal);
     mgw_fixtures_free(srv->fx);
     free(srv->read_buf);
@@ -267,7 +228,6 @@ void mgw_server_free(struct mgw_server *srv)
 static void conn_journal_end(struct conn *c)
 {
     struct mgw_server *srv = c->srv;
-
     char reason[256];
 
     mgw_journal_eventf(
@@ -281,6 +241,17 @@ static void conn_journal_end(struct conn *c)
 
 static void stop_progress(struct mgw_server *srv);
 
+static void conn_faults_free(struct conn_faults *f)
+{
+    if (!f)
+        return;
+    for (unsigned i = 0; i < f->n_sched; i++)
+        mgw_action_clear(&f->sched[i].action);
+    free(f->sched);
+    free(f->buf);
+    free(f);
+}
+
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     struct conn *c = h->data;
@@ -288,14 +259,16 @@ static void on_conn_handle_closed(uv_handle_t *h)
 
     if (--c->open_handles > 0)
         return;
+    conn_faults_free(c->faults);
     free(c);
     srv->n_closing--;
     if (srv->stopping)
         stop_progress(srv);
 }
 
-/* Unlinks c and closes its handles; c is freed in the last close callback. */
-static void conn_close_handles(struct conn *c, const char *reason)
+/* Unlinks c and closes its handles (the TCP one with RST when reset); c is freed in the last
+ * close callback. */
+static void conn_close_handles_how(struct conn *c, const char *reason, bool reset)
 {
     struct mgw_server *srv = c->srv;
 
@@ -315,8 +288,18 @@ static void conn_close_handles(struct conn *c, const char *reason)
     srv->n_conns--;
     srv->n_closing++;
     srv->counters.closed++;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+    if (!reset || uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) < 0)
+        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    if (c->faults) {
+        uv_close((uv_handle_t *)&c->faults->out_timer, on_conn_handle_closed);
+        uv_close((uv_handle_t *)&c->faults->sched_timer, on_conn_handle_closed);
+    }
+}
+
+static void conn_close_handles(struct conn *c, const char *reason)
+{
+    conn_close_handles_how(c, reason, false);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -330,13 +313,22 @@ static void on_write(uv_write_t *req, int status)
         conn_close_handles(c, status == UV_ECONNRESET ? "peer reset" : "write failed");
 }
 
-static void conn_send(void *data, const uint8_t *buf, size_t len)
+static void output_overflow(struct conn *c, size_t queued, size_t adding)
 {
-    struct conn *c = data;
+    c->srv->counters.output_overflow++;
+    mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "output_overflow",
+                       "\"queued\":%zu,\"adding\":%zu,\"cap\":%zu", queued, adding,
+                       c->srv->cfg.max_out_buffer);
+    conn_close_handles(c, "client does not read (output buffer full)");
+}
+
+/* Hands bytes to the socket: uv_try_write first, the rest copied into a write request. */
+static void socket_send(struct conn *c, const uint8_t *buf, size_t len)
+{
     uv_buf_t b;
     struct write_req *w;
 
-    if (c->closing || c->draining)
+    if (c->closing || len == 0)
         return;
     if (c->queued == 0) {
         /* uv_buf_t is not const-correct; uv_try_write only reads the bytes. */
@@ -355,11 +347,7 @@ static void conn_send(void *data, const uint8_t *buf, size_t len)
         }
     }
     if (c->queued + len > c->srv->cfg.max_out_buffer) {
-        c->srv->counters.output_overflow++;
-        mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "output_overflow",
-                           "\"queued\":%zu,\"adding\":%zu,\"cap\":%zu", c->queued, len,
-                           c->srv->cfg.max_out_buffer);
-        conn_close_handles(c, "client does not read (output buffer full)");
+        output_overflow(c, c->queued, len);
         return;
     }
     w = malloc(sizeof *w + len);
@@ -378,6 +366,156 @@ static void conn_send(void *data, const uint8_t *buf, size_t len)
     }
 }
 
+/* --------------------------------------------------------------------------------------------
+ * The fault output pipeline: delay, hold, slice, bandwidth, truncate, limit_data
+ */
+static bool pipeline_active(const struct conn *c)
+{
+    const struct conn_faults *f = c->faults;
+
+    return f && (f->len > 0 || f->held || f->delay_until_ms > uv_now(c->srv->loop) ||
+                 f->slice > 0 || f->bytes_per_s > 0 || f->limit >= 0 || f->truncate >= 0);
+}
+
+static void on_out_timer(uv_timer_t *t);
+static void on_sched_timer(uv_timer_t *t);
+
+static struct conn_faults *conn_faults_get(struct conn *c)
+{
+    struct conn_faults *f;
+
+    if (c->faults)
+        return c->faults;
+    f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    f->limit = -1;
+    f->truncate = -1;
+    uv_timer_init(c->srv->loop, &f->out_timer);
+    uv_timer_init(c->srv->loop, &f->sched_timer);
+    f->out_timer.data = f->sched_timer.data = c;
+    c->open_handles += 2;
+    c->faults = f;
+    return f;
+}
+
+static void pipeline_consume(struct conn_faults *f, size_t n)
+{
+    memmove(f->buf, f->buf + n, f->len - n);
+    f->len -= n;
+}
+
+/* Moves what the pipeline allows now to the socket; arms out_timer for the rest. */
+static void pipeline_drain(struct conn *c)
+{
+    struct conn_faults *f = c->faults;
+    uint64_t now = uv_now(c->srv->loop);
+
+    if (c->closing || f->held)
+        return;
+    if (f->delay_until_ms > now) {
+        uv_timer_start(&f->out_timer, on_out_timer, f->delay_until_ms - now, 0);
+        return;
+    }
+    while (f->len > 0 && !c->closing) {
+        size_t chunk = f->len;
+        uint64_t wait_ms = 0;
+
+        if (f->truncate_half && f->len >= 4) { /* half of the frame at the head */
+            uint64_t frame = 4 + ((uint64_t)f->buf[0] << 24 | (uint64_t)f->buf[1] << 16 |
+                                  (uint64_t)f->buf[2] << 8 | f->buf[3]);
+
+            f->truncate = (int64_t)(frame / 2 > 0 ? frame / 2 : 1);
+            f->truncate_half = false;
+        }
+        if (f->slice > 0 && chunk > f->slice) {
+            chunk = (size_t)f->slice;
+            wait_ms = f->pause_ms;
+        }
+        if (f->bytes_per_s > 0) { /* 10 ms ticks, at least one byte per tick */
+            uint64_t per_tick = f->bytes_per_s / 100 ? f->bytes_per_s / 100 : 1;
+
+            if (chunk > per_tick)
+                chunk = (size_t)per_tick;
+            wait_ms = wait_ms > 10 ? wait_ms : 10;
+        }
+        if (f->truncate >= 0 && (int64_t)chunk > f->truncate)
+            chunk = (size_t)f->truncate;
+        if (f->limit >= 0 && (int64_t)chunk > f->limit)
+            chunk = (size_t)f->limit;
+        socket_send(c, f->buf, chunk);
+        pipeline_consume(f, chunk);
+        if (c->closing)
+            return;
+        if (f->truncate >= 0 && (f->truncate -= (int64_t)chunk) == 0) {
+            /* The frame is cut: the gateway goes silent mid-message. */
+            f->len = 0;
+            f->truncate = -1;
+            mgw__conn_silence(c);
+            return;
+        }
+        if (f->limit >= 0 && (f->limit -= (int64_t)chunk) == 0) {
+            f->len = 0;
+            f->limit = -1;
+            mgw_session_close(&c->s, MGW_CLOSE_FIN, "limit_data reached");
+            return;
+        }
+        if (wait_ms > 0 && f->len > 0) {
+            uv_timer_start(&f->out_timer, on_out_timer, wait_ms, 0);
+            return;
+        }
+    }
+}
+
+static void on_out_timer(uv_timer_t *t)
+{
+    pipeline_drain(t->data);
+}
+
+static void pipeline_push(struct conn *c, const uint8_t *buf, size_t len)
+{
+    struct conn_faults *f = c->faults;
+
+    if (f->len + len > c->srv->cfg.max_out_buffer) {
+        output_overflow(c, f->len, len);
+        return;
+    }
+    if (f->len + len > f->cap) {
+        size_t cap = f->cap ? f->cap : 4096;
+        uint8_t *p;
+
+        while (cap < f->len + len)
+            cap *= 2;
+        p = realloc(f->buf, cap);
+        if (!p) {
+            conn_close_handles(c, "out of memory");
+            return;
+        }
+        f->buf = p;
+        f->cap = cap;
+    }
+    memcpy(f->buf + f->len, buf, len);
+    f->len += len;
+    /* A timer already armed (a pause, a delay) drains in its own time. */
+    if (!uv_is_active((uv_handle_t *)&f->out_timer))
+        pipeline_drain(c);
+}
+
+static void conn_send(void *data, const uint8_t *buf, size_t len)
+{
+    struct conn *c = data;
+
+    if (c->closing || c->draining || c->half_closed)
+        return;
+    if (pipeline_active(c))
+        pipeline_push(c, buf, len);
+    else
+        socket_send(c, buf, len);
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Closing
+ */
 static void on_linger_timeout(uv_timer_t *t)
 {
     conn_close_handles(t->data, NULL);
@@ -388,7 +526,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
     struct conn *c = req->data;
 
     (void)status;
-    if (!c->closing)
+    if (!c->closing && !c->half_closed)
         conn_close_handles(c, NULL);
 }
 
@@ -403,6 +541,13 @@ static void conn_close(void *data, enum mgw_close_how how)
         conn_close_handles(c, NULL);
         return;
     }
+    /* What the fault pipeline still holds goes first (unless it is held on purpose). */
+    if (c->faults && c->faults->len > 0 && !c->faults->held) {
+        socket_send(c, c->faults->buf, c->faults->len);
+        c->faults->len = 0;
+        if (c->closing)
+            return;
+    }
     /* FIN after the queued bytes, bounded by the linger timer for clients that never read. */
     c->draining = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -414,8 +559,199 @@ static void conn_close(void *data, enum mgw_close_how how)
     uv_timer_start(&c->timer, on_linger_timeout, FIN_LINGER_MS, 0);
 }
 
-static const struct mgw_session_io conn_io = { conn_send, conn_close };
+struct conn *mgw__conn_find(struct mgw_server *srv, uint64_t id)
+{
+    for (struct conn *c = srv->conns; c; c = c->next)
+        if (c->s.id == id)
+            return c;
+    return NULL;
+}
 
+void mgw__conn_close(struct conn *c, bool reset, const char *reason)
+{
+    if (reset) {
+        mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "close",
+                           "\"reason\":\"%s\",\"phase\":\"%s\"", reason,
+                           mgw_phase_name(c->s.phase));
+        c->s.last_phase = c->s.phase;
+        c->s.phase = MGW_PHASE_CLOSED;
+        conn_close_handles_how(c, reason, true);
+    } else {
+        mgw_session_close(&c->s, MGW_CLOSE_FIN, reason);
+    }
+}
+
+void mgw__conn_silence(struct conn *c)
+{
+    c->s.silent = true;
+    if (!c->closing)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void mgw__conn_release(struct conn *c)
+{
+    if (c->faults && c->faults->held) {
+        c->faults->held = false;
+        pipeline_drain(c);
+    }
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Faults on the transport, and scheduled actions
+ */
+static void schedule(struct conn *c, const struct mgw_action *a, enum mgw_event_phase phase)
+{
+    struct conn_faults *f = conn_faults_get(c);
+    struct scheduled *sc;
+    uint64_t due = uv_now(c->srv->loop) + a->after_ms, first;
+
+    if (!f)
+        return;
+    if (f->n_sched == f->cap_sched) {
+        unsigned cap = f->cap_sched ? f->cap_sched * 2 : 4;
+        struct scheduled *p = realloc(f->sched, cap * sizeof *p);
+
+        if (!p)
+            return;
+        f->sched = p;
+        f->cap_sched = cap;
+    }
+    sc = &f->sched[f->n_sched];
+    if (mgw_action_copy(&sc->action, a) < 0)
+        return;
+    sc->action.after_ms = 0;
+    sc->due_ms = due;
+    sc->phase = phase;
+    f->n_sched++;
+    first = due;
+    for (unsigned i = 0; i < f->n_sched; i++)
+        first = f->sched[i].due_ms < first ? f->sched[i].due_ms : first;
+    uv_timer_start(&f->sched_timer, on_sched_timer, first - uv_now(c->srv->loop), 0);
+}
+
+static void on_sched_timer(uv_timer_t *t)
+{
+    struct conn *c = t->data;
+    struct conn_faults *f = c->faults;
+    uint64_t now = uv_now(c->srv->loop), next = UINT64_MAX;
+
+    for (unsigned i = 0; i < f->n_sched && !c->closing;) {
+        struct scheduled sc = f->sched[i];
+
+        if (sc.due_ms > now) {
+            next = sc.due_ms < next ? sc.due_ms : next;
+            i++;
+            continue;
+        }
+        f->sched[i] = f->sched[--f->n_sched]; /* take it out before it runs */
+        mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "fault_applied",
+                           "\"action\":\"%s\",\"phase\":\"%s\"", mgw_action_name(sc.action.type),
+                           mgw_event_phase_name(sc.phase));
+        mgw_session_apply(&c->s, &sc.action, sc.phase, -1);
+        mgw_action_clear(&sc.action);
+        i = 0; /* the list may have changed */
+        next = UINT64_MAX;
+    }
+    if (!c->closing && next != UINT64_MAX)
+        uv_timer_start(&f->sched_timer, on_sched_timer, next - now, 0);
+}
+
+static void conn_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase)
+{
+    struct conn *c = data;
+    struct mgw_server *srv = c->srv;
+    struct conn_faults *f;
+
+    if (c->closing)
+        return;
+    if (a->after_ms > 0) {
+        schedule(c, a, phase);
+        return;
+    }
+    switch (a->type) {
+    case MGW_ACT_SILENT:
+        mgw__conn_silence(c);
+        return;
+    case MGW_ACT_CLOSE:
+        mgw_session_close(&c->s, MGW_CLOSE_FIN, "fault: close");
+        return;
+    case MGW_ACT_RESET:
+        mgw__conn_close(c, true, "fault: reset");
+        return;
+    case MGW_ACT_HALF_CLOSE:
+        /* FIN now; keep reading (and ignoring) until the client closes. */
+        c->half_closed = true;
+        c->s.silent = true;
+        c->shutdown.data = c;
+        if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
+            conn_close_handles(c, "half_close failed");
+        return;
+    case MGW_ACT_REFUSE:
+    case MGW_ACT_BLACKHOLE:
+    case MGW_ACT_ACCEPT:
+        mgw__listener_set(srv,
+                          a->type == MGW_ACT_REFUSE      ? MGW_LISTEN_REFUSE
+                          : a->type == MGW_ACT_BLACKHOLE ? MGW_LISTEN_BLACKHOLE
+                                                         : MGW_LISTEN_NORMAL,
+                          "fault");
+        return;
+    case MGW_ACT_RESTART:
+        mgw__restart(srv, a->down_ms, a->reset, "fault");
+        return;
+    default:
+        break;
+    }
+    f = conn_faults_get(c);
+    if (!f)
+        return;
+    switch (a->type) {
+    case MGW_ACT_DELAY: {
+        int64_t ms = (int64_t)a->ms;
+
+        if (a->jitter_ms > 0) /* uniform in [ms - jitter, ms + jitter], seeded */
+            ms += (int64_t)(mgw_faults_draw(srv->faults) % (2 * a->jitter_ms + 1)) -
+                  (int64_t)a->jitter_ms;
+        ms = ms < 0 ? 0 : ms;
+        f->delay_until_ms = uv_now(srv->loop) + (uint64_t)ms;
+        mgw_journal_eventf(srv->journal, c->s.id, c->s.client_id, "delay", "\"ms\":%" PRId64, ms);
+        break;
+    }
+    case MGW_ACT_HOLD:
+        f->held = true;
+        break;
+    case MGW_ACT_RELEASE:
+        mgw__conn_release(c);
+        return;
+    case MGW_ACT_SLICE:
+        f->slice = a->bytes ? a->bytes : 1;
+        f->pause_ms = a->pause_ms;
+        break;
+    case MGW_ACT_BANDWIDTH:
+        f->bytes_per_s = a->bytes_per_s;
+        break;
+    case MGW_ACT_LIMIT_DATA:
+        f->limit = (int64_t)a->bytes;
+        if (f->limit == 0) {
+            mgw_session_close(&c->s, MGW_CLOSE_FIN, "limit_data reached");
+            return;
+        }
+        break;
+    case MGW_ACT_TRUNCATE:
+        f->truncate = a->bytes ? (int64_t)a->bytes : -1;
+        f->truncate_half = a->bytes == 0;
+        break;
+    default:
+        return;
+    }
+    if (f->len > 0 && !uv_is_active((uv_handle_t *)&f->out_timer))
+        pipeline_drain(c);
+}
+
+static const struct mgw_session_io conn_io = { conn_send, conn_close, conn_fault };
+
+/* --------------------------------------------------------------------------------------------
+ * Reading
+ */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
@@ -428,6 +764,9 @@ static void on_handshake_timeout(uv_timer_t *t)
 {
     struct conn *c = t->data;
 
+    /* A gateway silenced on purpose enforces nothing. */
+    if (c->s.silent)
+        return;
     if (c->s.phase == MGW_PHASE_HELLO || c->s.phase == MGW_PHASE_VERSION_SENT)
         mgw_session_close(&c->s, MGW_CLOSE_NOW,
                           c->s.phase == MGW_PHASE_HELLO ? "no handshake within the timeout"
@@ -449,7 +788,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     mgw_session_feed(&c->s, c->srv->read_buf, (size_t)nread);
-    if (before != MGW_PHASE_READY && c->s.phase == MGW_PHASE_READY)
+    if (!c->closing && before != MGW_PHASE_READY && c->s.phase == MGW_PHASE_READY)
         uv_timer_stop(&c->timer);
 }
 
@@ -476,13 +815,14 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
     snprintf(out, cap, "%s:%d", host, port);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* --------------------------------------------------------------------------------------------
+ * Accepting
+ */
+static void accept_one(struct mgw_server *srv)
 {
-    struct mgw_server *srv = listener->data;
     struct conn *c;
 
-    if (status < 0 || srv->stopping)
-        return;
+    srv->accept_pending = false;
     c = calloc(1, sizeof *c);
     if (!c)
         return; /* the connection stays in the backlog until memory frees up */
@@ -491,7 +831,7 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
-    if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
+    if (uv_accept((uv_stream_t *)srv->listener, (uv_stream_t *)&c->tcp) < 0) {
         c->closing = true;
         srv->n_closing++;
         uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
@@ -499,7 +839,7 @@ static void on_connection(uv_stream_t *listener, int status)
         return;
     }
     mgw_session_init(&c->s, &srv->ctx, ++srv->next_conn_id, &conn_io, c);
-    c->connected_ms = uv_now(srv->loop);
+    c->connected_ms = c->s.accepted_ms = uv_now(srv->loop);
     peer_name(&c->tcp, c->peer, sizeof c->peer);
     c->next = srv->conns;
     if (c->next)
@@ -519,150 +859,38 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     uv_timer_start(&c->timer, on_handshake_timeout, srv->cfg.hello_timeout_ms, 0);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    /* The accept event: a rule may silence, delay or drop the connection before any byte. */
+    mgw_session_accept(&c->s);
+}
+
+static void on_accept_timer(uv_timer_t *t)
+{
+    struct mgw_server *srv = t->data;
+
+    if (srv->accept_pending && srv->listener && srv->listen_mode == MGW_LISTEN_NORMAL)
+        accept_one(srv);
+}
+
+static void on_connection(uv_stream_t *listener, int status)
+{
+    struct mgw_server *srv = listener->data;
+
+    if (status < 0 || srv->stopping)
+        return;
+    /* Not accepting now makes libuv stop polling the listener: the kernel backlog holds the
+     * next connections until we accept again. */
+    srv->accept_pending = true;
+    if (srv->listen_mode == MGW_LISTEN_BLACKHOLE)
+        return;
+    if (srv->accept_delay_ms > 0) {
+        uv_timer_start(&srv->accept_timer, on_accept_timer, srv->accept_delay_ms, 0);
+        return;
+    }
+    accept_one(srv);
 }
 
 /* --------------------------------------------------------------------------------------------
- * Admin API
- */
-static cJSON *status_json(struct mgw_server *srv)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *api = cJSON_AddObjectToObject(root, "api");
-    cJSON *rules = cJSON_AddObjectToObject(root, "rules");
-    cJSON *counters = cJSON_AddObjectToObject(root, "counters");
-    cJSON *conns = cJSON_AddArrayToObject(root, "connections");
-    uint64_t now = uv_now(srv->loop);
-
-    cJSON_AddStringToObject(api, "host", srv->cfg.listen_host);
-    cJSON_AddNumberToObject(api, "port", srv->api_port);
-    cJSON_AddBoolToObject(api, "accepting", srv->listener_open && !srv->stopping);
-    if (srv->admin) {
-        cJSON *admin = cJSON_AddObjectToObject(root, "admin");
-
-        cJSON_AddStringToObject(admin, "host", srv->cfg.admin_host);
-        cJSON_AddNumberToObject(admin, "port", srv->admin_port);
-        cJSON_AddNumberToObject(admin, "connections", (double)mgw_admin_conn_count(srv->admin));
-    }
-    cJSON_AddNumberToObject(root, "server_version", srv->cfg.server_version);
-    cJSON_AddStringToObject(root, "accounts", srv->cfg.accounts);
-    cJSON_AddNumberToObject(root, "seed", (double)srv->cfg.seed);
-    cJSON_AddNumberToObject(root, "uptime_ms", (double)(now - srv->started_ms));
-    cJSON_AddNumberToObject(root, "journal_seq", (double)mgw_journal_seq(srv->journal));
-    cJSON_AddNumberToObject(rules, "max_clients", srv->cfg.max_clients);
-    cJSON_AddBoolToObject(rules, "unique_client_ids", srv->cfg.unique_client_ids);
-    cJSON_AddBoolToObject(rules, "pace_current_time", srv->cfg.pace_current_time);
-    cJSON_AddNumberToObject(rules, "handshake_timeout_ms", (double)srv->cfg.hello_timeout_ms);
-    cJSON_AddNumberToObject(rules, "max_out_buffer", (double)srv->cfg.max_out_buffer);
-    cJSON_AddNumberToObject(counters, "accepted", (double)srv->counters.accepted);
-    cJSON_AddNumberToObject(counters, "closed", (double)srv->counters.closed);
-    cJSON_AddNumberToObject(counters, "rejected_max_clients",
-                            (double)srv->counters.rejected_max_clients);
-    cJSON_AddNumberToObject(counters, "refused_client_id",
-                            (double)srv->ctx.counters.refused_client_id);
-    cJSON_AddNumberToObject(counters, "bad_input", (double)srv->ctx.counters.bad_input);
-    cJSON_AddNumberToObject(counters, "output_overflow", (double)srv->counters.output_overflow);
-    cJSON_AddNumberToObject(counters, "paced_current_time", (double)srv->ctx.counters.paced);
-    cJSON_AddNumberToObject(counters, "ignored_messages",
-                            (double)srv->ctx.counters.unknown_messages);
-    cJSON_AddNumberToObject(root, "connection_count", srv->n_conns);
-    for (struct conn *c = srv->conns; c; c = c->next) {
-        cJSON *o = cJSON_CreateObject();
-
-        cJSON_AddNumberToObject(o, "id", (double)c->s.id);
-        cJSON_AddStringToObject(o, "peer", c->peer);
-        if (c->s.client_id >= 0 || c->s.phase == MGW_PHASE_READY)
-            cJSON_AddNumberToObject(o, "client_id", c->s.client_id);
-        else
-            cJSON_AddNullToObject(o, "client_id");
-        cJSON_AddStringToObject(o, "phase", c->draining ? "closing" : mgw_phase_name(c->s.phase));
-        cJSON_AddNumberToObject(o, "version", c->s.version);
-        cJSON_AddNumberToObject(o, "bytes_in", (double)c->s.bytes_in);
-        cJSON_AddNumberToObject(o, "bytes_out", (double)c->s.bytes_out);
-        cJSON_AddNumberToObject(o, "frames_in", (double)c->s.frames_in);
-        cJSON_AddNumberToObject(o, "frames_out", (double)c->s.frames_out);
-        cJSON_AddNumberToObject(o, "queued_out", (double)c->queued);
-        cJSON_AddNumberToObject(o, "connected_ms", (double)(now - c->connected_ms));
-        cJSON_AddItemToArray(conns, o);
-    }
-    return root;
-}
-
-static void reply_json(struct mgw_http_response *resp, int status, cJSON *body)
-{
-    resp->status = status;
-    resp->body = body ? cJSON_PrintUnformatted(body) : NULL;
-    cJSON_Delete(body);
-    if (!resp->body) {
-        resp->status = 500;
-        resp->body = mgw_admin_error_body("out of memory");
-    }
-}
-
-__attribute__((format(printf, 3, 4))) static void reply_error(struct mgw_http_response *resp,
-                                                              int status, const char *fmt, ...)
-{
-    char msg[300];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    resp->status = status;
-    resp->body = mgw_admin_error_body(msg);
-}
-
-/* "since=12" -> 12; absent -> 0; anything else -> -1. */
-static int64_t query_since(const char *query)
-{
-    const char *p = strstr(query, "since=");
-    int64_t v;
-
-    if (!p || (p != query && p[-1] != '&'))
-        return 0;
-    p += 6;
-    if (ibw_parse_i64(p, strcspn(p, "&"), 0, INT64_MAX, &v) < 0)
-        return -1;
-    return v;
-}
-
-static void on_admin_request(void *ctx, const struct mgw_http_request *req,
-                             struct mgw_http_response *resp)
-{
-    struct mgw_server *srv = ctx;
-    bool get = strcmp(req->method, "GET") == 0;
-
-    if (strcmp(req->path, "/v1/status") == 0) {
-        if (!get) {
-            reply_error(resp, 405, "method %s not allowed on /v1/status (use GET)", req->method);
-            return;
-        }
-        reply_json(resp, 200, status_json(srv));
-        return;
-    }
-    if (strcmp(req->path, "/v1/journal") == 0) {
-        int64_t since = query_since(req->query);
-
-        if (!get) {
-            reply_error(resp, 405, "method %s not allowed on /v1/journal (use GET)", req->method);
-            return;
-        }
-        if (since < 0) {
-            reply_error(resp, 400, "bad query \"%s\": since must be a sequence number", req->query);
-            return;
-        }
-        resp->status = 200;
-        resp->body = mgw_journal_ring_json(srv->journal, (uint64_t)since);
-        if (!resp->body) {
-            resp->status = 500;
-            resp->body = mgw_admin_error_body("out of memory");
-        }
-        return;
-    }
-    reply_error(resp, 404, "no such endpoint: %s", req->path);
-}
-
-/* --------------------------------------------------------------------------------------------
- * Start and stop
+ * The listener: normal, refuse (closed), blackhole (open, not accepting); restarts
  */
 static int bind_addr(const char *host, int port, struct sockaddr_storage *ss)
 {
@@ -675,19 +903,175 @@ static void on_listener_closed(uv_handle_t *h)
 {
     struct mgw_server *srv = h->data;
 
-    if (srv->stopping) {
-        srv->pending_closes--;
+    free(h);
+    srv->n_closing--;
+    if (srv->stopping)
         stop_progress(srv);
+}
+
+static void listener_close(struct mgw_server *srv)
+{
+    if (!srv->listener)
+        return;
+    srv->n_closing++;
+    uv_close((uv_handle_t *)srv->listener, on_listener_closed);
+    srv->listener = NULL;
+    srv->accept_pending = false;
+}
+
+/* Binds and listens on host:port (port 0 = any). 0 or a negative libuv code. */
+static int listener_open(struct mgw_server *srv, int port)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss, rc;
+    uv_tcp_t *l;
+
+    if (srv->listener)
+        return 0;
+    rc = bind_addr(srv->cfg.listen_host, port, &ss);
+    if (rc < 0)
+        return rc;
+    l = malloc(sizeof *l);
+    if (!l)
+        return UV_ENOMEM;
+    uv_tcp_init(srv->loop, l);
+    l->data = srv;
+    srv->listener = l;
+    rc = uv_tcp_bind(l, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)l, LISTEN_BACKLOG, on_connection);
+    if (rc < 0) {
+        listener_close(srv);
+        return rc;
+    }
+    uv_tcp_getsockname(l, (struct sockaddr *)&ss, &len);
+    srv->api_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                                   : ((struct sockaddr_in *)&ss)->sin_port);
+    return 0;
+}
+
+static const char *listen_mode_name(enum mgw_listener_mode m)
+{
+    return m == MGW_LISTEN_REFUSE ? "refuse" : m == MGW_LISTEN_BLACKHOLE ? "blackhole" : "normal";
+}
+
+int mgw__listener_set(struct mgw_server *srv, enum mgw_listener_mode mode, const char *why)
+{
+    int rc = 0;
+
+    if (srv->stopping)
+        return UV_ECANCELED;
+    srv->listen_mode = mode;
+    if (mode == MGW_LISTEN_REFUSE) {
+        listener_close(srv);
+    } else {
+        if (!srv->restarting)
+            rc = listener_open(srv, srv->api_port);
+        if (rc == 0 && mode == MGW_LISTEN_NORMAL && srv->accept_pending)
+            on_accept_timer(&srv->accept_timer); /* take the connection libuv holds */
+    }
+    if (rc < 0)
+        mgw_journal_eventf(srv->journal, 0, -1, "listener",
+                           "\"mode\":\"%s\",\"why\":\"%s\",\"error\":\"%s\"",
+                           listen_mode_name(mode), why, uv_err_name(rc));
+    else
+        mgw_journal_eventf(srv->journal, 0, -1, "listener", "\"mode\":\"%s\",\"why\":\"%s\"",
+                           listen_mode_name(mode), why);
+    return rc;
+}
+
+void mgw__drop_all(struct mgw_server *srv, bool reset, const char *why)
+{
+    /* A FIN close keeps the connection listed until its shutdown completes: walk, don't pop. */
+    for (struct conn *c = srv->conns, *next; c; c = next) {
+        next = c->next;
+        if (reset || !c->draining)
+            mgw__conn_close(c, reset, why);
     }
 }
 
+static void on_restart_done(uv_timer_t *t)
+{
+    struct mgw_server *srv = t->data;
+    int rc;
+
+    srv->restarting = false;
+    rc = listener_open(srv, srv->api_port);
+    mgw_journal_eventf(srv->journal, 0, -1, "restarted", "\"listening\":%s%s%s%s",
+                       rc == 0 ? "true" : "false", rc == 0 ? "" : ",\"error\":\"",
+                       rc == 0 ? "" : uv_err_name(rc), rc == 0 ? "" : "\"");
+    if (rc == 0 && srv->listen_mode == MGW_LISTEN_REFUSE)
+        srv->listen_mode = MGW_LISTEN_NORMAL;
+}
+
+void mgw__restart(struct mgw_server *srv, uint64_t down_ms, bool reset, const char *why)
+{
+    if (srv->stopping)
+        return;
+    srv->counters.restarts++;
+    mgw_journal_eventf(srv->journal, 0, -1, "restart",
+                       "\"down_ms\":%" PRIu64 ",\"how\":\"%s\",\"why\":\"%s\"", down_ms,
+                       reset ? "reset" : "close", why);
+    mgw__drop_all(srv, reset, "gateway restart");
+    listener_close(srv);
+    srv->restarting = true;
+    uv_timer_start(&srv->restart_timer, on_restart_done, down_ms, 0);
+}
+
+static void on_every_timer(uv_timer_t *t)
+{
+    struct mgw_server *srv = t->data;
+
+    mgw__restart(srv, srv->restart_down_ms, false, "restart_every");
+}
+
+int mgw__arm_script(struct mgw_server *srv, const struct mgw_script *script)
+{
+    const struct mgw_script_settings *st = &script->settings;
+    struct mgw_rule **rules = NULL;
+
+    if (mgw_faults_reset(srv->faults, srv->cfg.seed, script->state) < 0)
+        return -ENOMEM;
+    if (script->n_rules > 0) {
+        rules = calloc(script->n_rules, sizeof *rules);
+        if (!rules)
+            return -ENOMEM;
+        for (unsigned i = 0; i < script->n_rules; i++) {
+            rules[i] = mgw_rule_copy(script->rules[i]);
+            if (!rules[i]) {
+                for (unsigned k = 0; k < i; k++)
+                    mgw_rule_free(rules[k]);
+                free(rules);
+                return -ENOMEM;
+            }
+        }
+        if (mgw_faults_replace(srv->faults, rules, script->n_rules) < 0) {
+            free(rules);
+            return -ENOMEM;
+        }
+        free(rules);
+    }
+    mgw_ctx_clear_busy(&srv->ctx);
+    for (unsigned i = 0; i < st->n_busy_client_ids; i++)
+        if (mgw_ctx_hold_client_id(&srv->ctx, st->busy_client_ids[i], UINT64_MAX) < 0)
+            return -ENOMEM;
+    srv->ctx.stale_client_id_ms = st->stale_client_id_ms;
+    srv->accept_delay_ms = st->accept_delay_ms;
+    srv->restart_every_ms = st->restart_every_ms;
+    srv->restart_down_ms = st->restart_down_ms;
+    srv->listen_mode = st->listener;
+    return 0;
+}
+
+/* --------------------------------------------------------------------------------------------
+ * Start and stop
+ */
 int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
 {
     struct sockaddr_storage ss;
-    int len = sizeof ss;
     int rc;
 
-    if (srv->listener_open || srv->stopping) {
+    if (srv->timers_init || srv->stopping) {
         snprintf(err->msg, sizeof err->msg, "server already started");
         return MGW_ESTATE;
     }
@@ -696,22 +1080,20 @@ int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
                  srv->cfg.listen_host, srv->cfg.listen_port);
         return MGW_ECONFIG;
     }
-    uv_tcp_init(srv->loop, &srv->listener);
-    srv->listener.data = srv;
-    srv->listener_open = true;
-    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&ss, 0);
-    if (rc == 0)
-        rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
+    uv_timer_init(srv->loop, &srv->accept_timer);
+    uv_timer_init(srv->loop, &srv->restart_timer);
+    uv_timer_init(srv->loop, &srv->every_timer);
+    srv->accept_timer.data = srv->restart_timer.data = srv->every_timer.data = srv;
+    srv->timers_init = true;
+    /* Bound even when the script starts refusing: the port must be known and reserved. */
+    rc = listener_open(srv, srv->cfg.listen_port);
     if (rc < 0) {
         snprintf(err->msg, sizeof err->msg, "listen %s:%d: %s", srv->cfg.listen_host,
                  srv->cfg.listen_port, uv_strerror(rc));
         goto fail;
     }
-    uv_tcp_getsockname(&srv->listener, (struct sockaddr *)&ss, &len);
-    srv->api_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                   : ((struct sockaddr_in *)&ss)->sin_port);
     if (srv->cfg.admin_enabled) {
-        srv->admin = mgw_admin_new(srv->loop, on_admin_request, srv);
+        srv->admin = mgw_admin_new(srv->loop, mgw__admin_route, srv);
         if (!srv->admin) {
             snprintf(err->msg, sizeof err->msg, "out of memory");
             rc = -ENOMEM;
@@ -724,9 +1106,14 @@ int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
     }
     srv->started_ms = uv_now(srv->loop);
     mgw_journal_eventf(srv->journal, 0, -1, "listening",
-                       "\"api\":\"%s:%d\",\"admin_port\":%d,\"server_version\":%d",
+                       "\"api\":\"%s:%d\",\"admin_port\":%d,\"server_version\":%d,\"rules\":%u",
                        srv->cfg.listen_host, srv->api_port, srv->admin_port,
-                       srv->cfg.server_version);
+                       srv->cfg.server_version, mgw_faults_count(srv->faults));
+    if (srv->listen_mode != MGW_LISTEN_NORMAL)
+        mgw__listener_set(srv, srv->listen_mode, "script");
+    if (srv->restart_every_ms > 0)
+        uv_timer_start(&srv->every_timer, on_every_timer, srv->restart_every_ms,
+                       srv->restart_every_ms);
     return 0;
 
 fail:
@@ -743,8 +1130,6 @@ int mgw_server_admin_port(const struct mgw_server *srv)
 {
     return srv->admin_port;
 }
-
-static void on_stop_done(uv_idle_t *idle);
 
 struct stop_notice {
     uv_idle_t idle; /* defers the callback one loop turn, so it never runs inside stop() */
@@ -794,6 +1179,14 @@ static void on_admin_closed(void *data)
     stop_progress(srv);
 }
 
+static void on_server_timer_closed(uv_handle_t *h)
+{
+    struct mgw_server *srv = h->data;
+
+    srv->pending_closes--;
+    stop_progress(srv);
+}
+
 int mgw_server_stop(struct mgw_server *srv, mgw_stopped_cb cb, void *data)
 {
     if (srv->stopping)
@@ -803,10 +1196,12 @@ int mgw_server_stop(struct mgw_server *srv, mgw_stopped_cb cb, void *data)
     srv->stop_data = data;
     srv->pending_closes = 1; /* held until every close below has been started */
     mgw_journal_event(srv->journal, 0, -1, "stopping", NULL);
-    if (srv->listener_open) {
-        srv->pending_closes++;
-        uv_close((uv_handle_t *)&srv->listener, on_listener_closed);
-        srv->listener_open = false;
+    listener_close(srv);
+    if (srv->timers_init) {
+        srv->pending_closes += 3;
+        uv_close((uv_handle_t *)&srv->accept_timer, on_server_timer_closed);
+        uv_close((uv_handle_t *)&srv->restart_timer, on_server_timer_closed);
+        uv_close((uv_handle_t *)&srv->every_timer, on_server_timer_closed);
     }
     if (srv->admin) {
         srv->pending_closes++;

@@ -125,8 +125,53 @@ int mgw_ctx_init(struct mgw_ctx *ctx, const struct mgw_config *cfg, const struct
 void mgw_ctx_free(struct mgw_ctx *ctx)
 {
     mgw_idmap_free(&ctx->client_ids);
+    free(ctx->busy);
+    ctx->busy = NULL;
+    ctx->n_busy = ctx->cap_busy = 0;
     free(ctx->scratch);
     ctx->scratch = NULL;
+}
+
+int mgw_ctx_hold_client_id(struct mgw_ctx *ctx, int id, uint64_t until_ms)
+{
+    for (unsigned i = 0; i < ctx->n_busy; i++) {
+        if (ctx->busy[i].id == id) {
+            ctx->busy[i].until_ms = until_ms;
+            return 0;
+        }
+    }
+    if (ctx->n_busy == ctx->cap_busy) {
+        unsigned cap = ctx->cap_busy ? ctx->cap_busy * 2 : 8;
+        struct mgw_busy_id *b = realloc(ctx->busy, cap * sizeof *b);
+
+        if (!b)
+            return -ENOMEM;
+        ctx->busy = b;
+        ctx->cap_busy = cap;
+    }
+    ctx->busy[ctx->n_busy++] = (struct mgw_busy_id){ id, until_ms };
+    return 0;
+}
+
+void mgw_ctx_clear_busy(struct mgw_ctx *ctx)
+{
+    ctx->n_busy = 0;
+}
+
+/* True while id is held by a busy_client_ids entry or a stale session. Expired holds go. */
+static bool client_id_busy(struct mgw_ctx *ctx, int id)
+{
+    uint64_t now = ctx->mono_ms(ctx->clock);
+
+    for (unsigned i = 0; i < ctx->n_busy; i++) {
+        if (ctx->busy[i].until_ms <= now) {
+            ctx->busy[i--] = ctx->busy[--ctx->n_busy];
+            continue;
+        }
+        if (ctx->busy[i].id == id)
+            return true;
+    }
+    return false;
 }
 
 const char *mgw_phase_name(enum mgw_phase p)
@@ -203,7 +248,7 @@ static void out_send(struct mgw_session *s, struct ibw_writer *w)
     struct mgw_journal *j = s->ctx->journal;
     size_t off = 0;
 
-    if (s->phase == MGW_PHASE_CLOSED || w->len == 0)
+    if (s->phase == MGW_PHASE_CLOSED || s->silent || w->len == 0)
         return;
     if (w->err) {
         mgw_journal_eventf(j, s->id, s->client_id, "encode_error", "\"error\":\"%s\"",
@@ -262,6 +307,183 @@ static void bad_input(struct mgw_session *s, const char *what, int err)
 }
 
 /* --------------------------------------------------------------------------------------------
+ * Faults
+ */
+
+/* Bytes that are not frames (garbage, a bad length): journaled as the fault, not as frames. */
+static void send_raw(struct mgw_session *s, const uint8_t *buf, size_t len)
+{
+    if (s->phase == MGW_PHASE_CLOSED || s->silent)
+        return;
+    s->bytes_out += len;
+    s->io->send(s->io_data, buf, len);
+}
+
+static void send_garbage(struct mgw_session *s, uint64_t n)
+{
+    uint8_t buf[256];
+
+    while (n > 0) {
+        size_t chunk = n < sizeof buf ? (size_t)n : sizeof buf;
+
+        for (size_t i = 0; i < chunk; i += 8) {
+            uint64_t x = mgw_faults_draw(s->ctx->faults);
+
+            for (size_t k = 0; k < 8 && i + k < chunk; k++)
+                buf[i + k] = (uint8_t)(x >> (8 * k));
+        }
+        send_raw(s, buf, chunk);
+        n -= chunk;
+    }
+}
+
+static void refuse_client_id(struct mgw_session *s, const char *held_by)
+{
+    s->ctx->counters.refused_client_id++;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "client_id_in_use", "\"held_by\":%s",
+                       held_by);
+    send_error(s, -1, 326, TEXT_326);
+    mgw_session_close(s, MGW_CLOSE_FIN, "client id in use (326)");
+}
+
+bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
+                       enum mgw_event_phase phase, int req_id)
+{
+    if (s->phase == MGW_PHASE_CLOSED)
+        return true;
+    s->ctx->counters.faults++;
+    switch (a->type) {
+    case MGW_ACT_NONE:
+        return false;
+    case MGW_ACT_SILENT:
+        s->silent = true;
+        s->io->fault(s->io_data, a, phase); /* the server stops reading */
+        return true;
+    case MGW_ACT_IGNORE:
+        return phase == MGW_EV_REQUEST;
+    case MGW_ACT_ERROR:
+        send_error(s,
+                   a->id != -1               ? a->id
+                   : phase == MGW_EV_REQUEST ? req_id
+                                             : -1,
+                   a->code, a->text ? a->text : "");
+        for (unsigned i = 0; i < a->n_then; i++) {
+            const struct mgw_notice *t = &a->then[i];
+            struct mgw_action notice = { .type = MGW_ACT_ERROR,
+                                         .after_ms = t->after_ms,
+                                         .id = t->id,
+                                         .code = t->code,
+                                         .text = t->text };
+
+            if (notice.after_ms == 0)
+                send_error(s, notice.id, notice.code, notice.text ? notice.text : "");
+            else
+                s->io->fault(s->io_data, &notice, phase); /* the server keeps a copy */
+        }
+        return phase == MGW_EV_REQUEST;
+    case MGW_ACT_REFUSE_CLIENT_ID:
+        refuse_client_id(s, "\"fault\"");
+        return true;
+    case MGW_ACT_HALF_READY:
+        s->half_ready = true;
+        return false;
+    case MGW_ACT_GARBAGE:
+        send_garbage(s, a->bytes ? a->bytes : 16);
+        return false;
+    case MGW_ACT_BAD_LENGTH: {
+        uint8_t b[4] = { (uint8_t)(a->length >> 24), (uint8_t)(a->length >> 16),
+                         (uint8_t)(a->length >> 8), (uint8_t)a->length };
+
+        send_raw(s, b, sizeof b);
+        return false;
+    }
+    default:
+        s->io->fault(s->io_data, a, phase);
+        return mgw_action_ends_event(a->type);
+    }
+}
+
+static void journal_fault(struct mgw_session *s, const struct mgw_fault_hit *h,
+                          enum mgw_event_phase phase)
+{
+    char name[160], draw[32];
+
+    if (h->draw >= 0)
+        snprintf(draw, sizeof draw, "%.6f", h->draw);
+    else
+        snprintf(draw, sizeof draw, "null");
+    if (h->rule->name)
+        mgw_json_escape(h->rule->name, name, sizeof name);
+    else
+        snprintf(name, sizeof name, "rule-%" PRIu64, h->rule->id);
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "fault",
+                       "\"rule\":\"%s\",\"rule_id\":%" PRIu64
+                       ",\"action\":\"%s\",\"phase\":\"%s\",\"draw\":%s,\"after_ms\":%" PRIu64,
+                       name, h->rule->id, mgw_action_name(h->action->type),
+                       mgw_event_phase_name(phase), draw, h->action->after_ms);
+}
+
+/* Asks the engine about this event and carries out what fired; errors at phases other than
+ * request wait in s->post until the event's normal output is out (run_post). Returns true when
+ * the event's normal processing must stop. */
+static bool fault_point(struct mgw_session *s, enum mgw_event_phase phase, int msg_id, int req_id)
+{
+    struct mgw_ctx *ctx = s->ctx;
+    struct mgw_fault_hit hits[16];
+    struct mgw_event ev;
+    bool stop = false;
+    unsigned n;
+
+    s->n_post = 0;
+    if (!ctx->faults || !mgw_faults_watch(ctx->faults, phase) || s->phase == MGW_PHASE_CLOSED)
+        return false;
+    ev = (struct mgw_event){
+        .phase = phase,
+        .conn = s->id,
+        .client_id = s->client_id,
+        .msg_id = msg_id,
+        .nth = phase == MGW_EV_REQUEST ? s->requests : 0,
+        .since_accept_ms = ctx->mono_ms(ctx->clock) - s->accepted_ms,
+    };
+    n = mgw_faults_eval(ctx->faults, &ev, hits, sizeof hits / sizeof hits[0]);
+    for (unsigned i = 0; i < n; i++) {
+        const struct mgw_action *a = hits[i].action;
+
+        journal_fault(s, &hits[i], phase);
+        if (a->after_ms > 0) {
+            s->io->fault(s->io_data, a, phase); /* scheduled by the server */
+            continue;
+        }
+        if (a->type == MGW_ACT_ERROR && phase != MGW_EV_REQUEST) {
+            if (s->n_post < sizeof s->post / sizeof s->post[0])
+                s->post[s->n_post++] = a;
+            continue;
+        }
+        stop |= mgw_session_apply(s, a, phase, req_id);
+        if (s->phase == MGW_PHASE_CLOSED || s->silent)
+            return true;
+    }
+    return stop;
+}
+
+/* The errors fault_point() kept for after the event's output. The actions are still valid:
+ * rules cannot change between the two calls (both run inside one feed). */
+static void run_post(struct mgw_session *s, enum mgw_event_phase phase)
+{
+    unsigned n = s->n_post;
+
+    s->n_post = 0;
+    for (unsigned i = 0; i < n && s->phase != MGW_PHASE_CLOSED && !s->silent; i++)
+        mgw_session_apply(s, s->post[i], phase, -1);
+}
+
+void mgw_session_accept(struct mgw_session *s)
+{
+    if (!fault_point(s, MGW_EV_ACCEPT, -1, -1))
+        run_post(s, MGW_EV_ACCEPT);
+}
+
+/* --------------------------------------------------------------------------------------------
  * Handshake and START_API
  */
 /* The gateway host's local time: "yyyyMMdd HH:mm:ss ZONE" (connection time) or "HH:MM"
@@ -295,9 +517,12 @@ static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
         /* What a real gateway does: answer its own version and let the client refuse it. */
         mgw_journal_eventf(ctx->journal, s->id, -1, "version_below_client_min",
                            "\"version\":%d,\"client_min\":%d", s->version, h->min_version);
+    if (fault_point(s, MGW_EV_HELLO, -1, -1))
+        return;
     format_local_time(ctx->wall_ms(ctx->clock) / 1000, false, when, sizeof when);
     ibw_enc_server_version(out_begin(s, &w), s->version, when);
     out_send(s, &w);
+    run_post(s, MGW_EV_HELLO);
     if (s->version < IBW_MIN_VERSION) {
         /* A framed (v100+) client whose maximum is below 100 contradicts itself; there are no
          * layouts to answer it with. It got the gateway's answer; now it gets a FIN. */
@@ -305,7 +530,10 @@ static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
         return;
     }
     /* Nothing more may be written until START_API arrives (IB_WIRE §8.2). */
-    s->phase = MGW_PHASE_VERSION_SENT;
+    if (s->phase != MGW_PHASE_CLOSED)
+        s->phase = MGW_PHASE_VERSION_SENT;
+    if (!fault_point(s, MGW_EV_VERSION_SENT, -1, -1))
+        run_post(s, MGW_EV_VERSION_SENT);
 }
 
 static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
@@ -328,12 +556,18 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     mgw_journal_eventf(ctx->journal, s->id, client_id, "start_api",
                        "\"version\":%d,\"capabilities\":\"%s\"", s->version,
                        mgw_json_escape(caps, caps_esc, sizeof caps_esc));
+    if (fault_point(s, MGW_EV_START_API, -1, -1))
+        return;
     if (ctx->cfg->unique_client_ids && mgw_idmap_get(&ctx->client_ids, client_id)) {
-        ctx->counters.refused_client_id++;
-        mgw_journal_eventf(ctx->journal, s->id, client_id, "client_id_in_use",
-                           "\"held_by\":%" PRIu64, mgw_idmap_get(&ctx->client_ids, client_id)->id);
-        send_error(s, -1, 326, TEXT_326);
-        mgw_session_close(s, MGW_CLOSE_FIN, "client id in use (326)");
+        char held_by[24];
+
+        snprintf(held_by, sizeof held_by, "%" PRIu64,
+                 mgw_idmap_get(&ctx->client_ids, client_id)->id);
+        refuse_client_id(s, held_by);
+        return;
+    }
+    if (client_id_busy(ctx, client_id)) {
+        refuse_client_id(s, "\"stale\"");
         return;
     }
     if (ctx->cfg->unique_client_ids) {
@@ -345,7 +579,8 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     }
     out_begin(s, &w);
     ibw_enc_managed_accounts(&w, s->version, ctx->cfg->accounts);
-    ibw_enc_next_valid_id(&w, s->version, s->next_order_id);
+    if (!s->half_ready)
+        ibw_enc_next_valid_id(&w, s->version, s->next_order_id);
     int64_t now = ctx->wall_ms(ctx->clock);
     ibw_enc_error(&w, s->version, -1, 2104, "Market data farm connection is OK:usfarm", NULL, now);
     ibw_enc_error(&w, s->version, -1, 2106, "HMDS data farm connection is OK:ushmds", NULL, now);
@@ -353,7 +588,10 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
                   now);
     s->phase = MGW_PHASE_READY;
     out_send(s, &w);
-    mgw_journal_event(ctx->journal, s->id, client_id, "ready", NULL);
+    mgw_journal_event(ctx->journal, s->id, client_id, s->half_ready ? "half_ready" : "ready", NULL);
+    run_post(s, MGW_EV_START_API);
+    if (!fault_point(s, MGW_EV_READY, -1, -1))
+        run_post(s, MGW_EV_READY);
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -968,6 +1206,40 @@ static const struct handler handlers[] = {
     { IBW_OUT_CANCEL_MKT_DATA, cancel_mkt_data },
 };
 
+/* The request id of a request, for errors that replace its answer; -1 when it has none. */
+static int request_req_id(const struct mgw_session *s, const struct ibw_frame *f, int msg_id)
+{
+    struct ibw_reader r;
+    int id = -1, skip;
+
+    switch (msg_id) {
+    case IBW_OUT_REQ_HISTORICAL_DATA:
+        skip = s->version < 124 ? 2 : 1; /* id[, version] */
+        break;
+    case IBW_OUT_REQ_HEAD_TIMESTAMP:
+    case IBW_OUT_CANCEL_HEAD_TIMESTAMP:
+    case IBW_OUT_REQ_MATCHING_SYMBOLS:
+        skip = 1; /* id */
+        break;
+    case IBW_OUT_REQ_MKT_DATA:
+    case IBW_OUT_CANCEL_MKT_DATA:
+    case IBW_OUT_REQ_CONTRACT_DATA:
+    case IBW_OUT_CANCEL_HISTORICAL_DATA:
+    case IBW_OUT_REQ_EXECUTIONS:
+    case IBW_OUT_REQ_ACCOUNT_SUMMARY:
+    case IBW_OUT_CANCEL_ACCOUNT_SUMMARY:
+    case IBW_OUT_REQ_ACCOUNT_UPDATES_MULTI:
+    case IBW_OUT_CANCEL_ACCOUNT_UPDATES_MULTI:
+        skip = 2; /* id, version */
+        break;
+    default:
+        return -1;
+    }
+    ibw_reader_init(&r, f->payload, f->len);
+    ibw_read_skip(&r, (unsigned)skip);
+    return ibw_read_int(&r, &id) == 0 ? id : -1;
+}
+
 static void on_request(struct mgw_session *s, const struct ibw_frame *f)
 {
     struct ibw_reader r;
@@ -988,6 +1260,10 @@ static void on_request(struct mgw_session *s, const struct ibw_frame *f)
                            "\"msg_id\":%d,\"why\":\"before startApi\"", id);
         return;
     }
+    s->requests++;
+    if (s->ctx->faults && mgw_faults_watch(s->ctx->faults, MGW_EV_REQUEST) &&
+        fault_point(s, MGW_EV_REQUEST, id, request_req_id(s, f, id)))
+        return;
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
         if (handlers[i].id == id) {
             handlers[i].fn(s, &r);
@@ -1025,7 +1301,7 @@ static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
 {
     size_t off = 0;
 
-    while (off < len && s->phase != MGW_PHASE_CLOSED) {
+    while (off < len && s->phase != MGW_PHASE_CLOSED && !s->silent) {
         ssize_t n;
 
         if (s->phase == MGW_PHASE_HELLO) {
@@ -1093,14 +1369,14 @@ void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
     size_t used;
 
     s->bytes_in += len;
-    if (s->phase == MGW_PHASE_CLOSED)
+    if (s->phase == MGW_PHASE_CLOSED || s->silent)
         return;
     if (s->in_len == 0) {
         used = process(s, data, len);
         data += used;
         len -= used;
     }
-    while (len > 0 && s->phase != MGW_PHASE_CLOSED) {
+    while (len > 0 && s->phase != MGW_PHASE_CLOSED && !s->silent) {
         size_t take = bound - s->in_len < len ? bound - s->in_len : len;
 
         if (take == 0) { /* cannot happen while the parsers enforce their caps */
@@ -1127,6 +1403,12 @@ void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
 
 void mgw_session_end(struct mgw_session *s)
 {
+    struct mgw_ctx *ctx = s->ctx;
+
+    /* A stale session: the gateway has not noticed yet that this client is gone. */
+    if (s->holds_id && ctx->stale_client_id_ms > 0)
+        mgw_ctx_hold_client_id(ctx, s->client_id,
+                               ctx->mono_ms(ctx->clock) + ctx->stale_client_id_ms);
     if (s->holds_id && mgw_idmap_get(&s->ctx->client_ids, s->client_id) == s)
         mgw_idmap_del(&s->ctx->client_ids, s->client_id);
     s->holds_id = false;

@@ -22,6 +22,8 @@ struct peer {
     size_t out_len;
     int closes;
     enum mgw_close_how how;
+    int faults; /* transport actions handed to the server */
+    enum mgw_action_type last_fault;
 };
 
 struct env {
@@ -60,7 +62,16 @@ static void peer_close(void *data, enum mgw_close_how how)
     p->how = how;
 }
 
-static const struct mgw_session_io peer_io = { peer_send, peer_close };
+static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase)
+{
+    struct peer *p = data;
+
+    (void)phase;
+    p->faults++;
+    p->last_fault = a->type;
+}
+
+static const struct mgw_session_io peer_io = { peer_send, peer_close, peer_fault };
 
 static int setup(void **state)
 {

@@ -40,6 +40,8 @@ struct mgw_err {
     char msg[512];
 };
 
+struct mgw_script; /* a loaded fault script (private: mockgw/fault.h) */
+
 /* Gateway behaviour; mgw_config_init() sets the documented defaults. */
 struct mgw_config {
     const char *listen_host;    /* "127.0.0.1" */
@@ -59,7 +61,8 @@ struct mgw_config {
     uint64_t hello_timeout_ms;  /* close a connection that sends no complete handshake (30 s) */
     size_t max_out_buffer;      /* bytes queued for a client that does not read (4 MiB) */
     size_t max_in_frame;        /* largest request payload accepted (1 MiB) */
-    const char *conn_time_zone; /* zone name in the handshake time; NULL = host's zone */
+    const struct mgw_script *script; /* rules and settings armed at start; NULL = none.
+                                      * The server keeps its own copy (POST /v1/reset). */
 };
 
 void mgw_config_init(struct mgw_config *cfg);

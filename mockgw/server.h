@@ -1,0 +1,123 @@
+/* The server's insides (private to libmockgw), shared by server.c (listener, connections,
+ * output, faults on the transport) and routes.c (the admin API). */
+#ifndef MGW_SERVER_H
+#define MGW_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "admin.h"
+#include "fault.h"
+#include "fixtures.h"
+#include "journal.h"
+#include "mockgw.h"
+#include "session.h"
+
+/* A scheduled action (after_ms) waiting on a connection. */
+struct scheduled {
+    uint64_t due_ms; /* uv_now() */
+    enum mgw_event_phase phase;
+    struct mgw_action action; /* our own deep copy, after_ms 0 */
+};
+
+/* What faults add to a connection, allocated on the first fault that needs it: an output
+ * pipeline (delay, hold, slice, bandwidth, truncate, limit_data) and scheduled actions. */
+struct conn_faults {
+    uv_timer_t out_timer;   /* the next step of the output pipeline */
+    uv_timer_t sched_timer; /* the earliest scheduled action */
+    uint8_t *buf;           /* output waiting in the pipeline (capped by max_out_buffer) */
+    size_t len, cap;
+    uint64_t delay_until_ms; /* nothing goes out before this (uv_now) */
+    bool held;               /* hold: nothing goes out until release */
+    uint64_t slice;          /* bytes per write, 0 = whole */
+    uint64_t pause_ms;       /* between slices */
+    uint64_t bytes_per_s;    /* 0 = unpaced */
+    int64_t limit;           /* bytes left before FIN; -1 = no limit */
+    int64_t truncate;        /* bytes left before silence; -1 = none */
+    bool truncate_half;      /* truncate at half of the next frame */
+    struct scheduled *sched;
+    unsigned n_sched, cap_sched;
+};
+
+struct conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* the handshake deadline, then the FIN linger */
+    uv_shutdown_t shutdown;
+    struct mgw_server *srv;
+    struct mgw_session s;
+    struct conn *prev, *next;
+    struct conn_faults *faults; /* NULL until a fault needs it */
+    char peer[64];
+    uint64_t connected_ms; /* uv_now() at accept */
+    size_t queued;         /* bytes handed to uv_write and not yet written */
+    int open_handles;
+    bool closing;     /* handles are being closed */
+    bool draining;    /* FIN requested: waiting for the shutdown to complete */
+    bool half_closed; /* FIN sent by a half_close fault; still reading */
+    const char *end_reason;
+};
+
+struct mgw_server {
+    uv_loop_t *loop;
+    struct mgw_config cfg; /* strings below are our own copies */
+    char *listen_host, *admin_host, *accounts, *log_path, *fixtures_path;
+    struct mgw_script *script; /* the start-up script, kept for POST /v1/reset */
+    struct mgw_fixtures *fx;
+    struct mgw_journal *journal;
+    struct mgw_faults *faults;
+    struct mgw_ctx ctx;
+    struct mgw_admin *admin;
+    uv_tcp_t *listener; /* NULL while refusing */
+    int api_port;
+    int admin_port;
+    enum mgw_listener_mode listen_mode;
+    bool accept_pending; /* libuv holds a connection we have not accepted (blackhole, delay) */
+    uint64_t accept_delay_ms;
+    uv_timer_t accept_timer;  /* accept_delay */
+    uv_timer_t restart_timer; /* the end of a restart's down time */
+    uv_timer_t every_timer;   /* restart_every */
+    uint64_t restart_every_ms, restart_down_ms;
+    bool restarting;
+    bool timers_init;
+    struct conn *conns; /* doubly linked, newest first */
+    unsigned n_conns;
+    uint64_t next_conn_id;
+    uint8_t *read_buf; /* one buffer for every read: reads are handled synchronously */
+    uint64_t started_ms;
+    struct {
+        uint64_t accepted, closed, rejected_max_clients, output_overflow, restarts;
+    } counters;
+    unsigned n_closing; /* connections and listeners whose handles are closing */
+    /* Stopping: every handle closes, then stop_cb fires once. */
+    bool stopping;
+    bool stop_notified;
+    unsigned pending_closes; /* admin and the server timers */
+    mgw_stopped_cb stop_cb;
+    void *stop_data;
+};
+
+/* The admin API's request handler (routes.c). */
+void mgw__admin_route(void *srv, const struct mgw_http_request *req,
+                      struct mgw_http_response *resp);
+
+/* Listener-level actions (server.c), journaled. 0 or a negative libuv code. */
+int mgw__listener_set(struct mgw_server *srv, enum mgw_listener_mode mode, const char *why);
+void mgw__restart(struct mgw_server *srv, uint64_t down_ms, bool reset, const char *why);
+
+/* Connection operations for the admin API. */
+struct conn *mgw__conn_find(struct mgw_server *srv, uint64_t id);
+void mgw__conn_close(struct conn *c, bool reset, const char *reason);
+void mgw__conn_silence(struct conn *c);
+void mgw__conn_release(struct conn *c);
+
+/* Arms the script's settings and rules (the start-up script, or again on POST /v1/reset).
+ * 0 or -ENOMEM. */
+int mgw__arm_script(struct mgw_server *srv, const struct mgw_script *script);
+
+/* Drops every connection (FIN, or RST with reset), journaled with why. */
+void mgw__drop_all(struct mgw_server *srv, bool reset, const char *why);
+
+#endif /* MGW_SERVER_H */
