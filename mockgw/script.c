@@ -406,7 +406,7 @@ static bool is_action_key(const char *key)
     return false;
 }
 
-/* Reads key of obj with reader-specific code; absent keys keep their default. */
+/* The value under key (case-sensitive), or NULL when the key is absent. */
 #define ITEM(obj, key) cJSON_GetObjectItemCaseSensitive((obj), (key))
 
 static int parse_notice(struct load *ld, const cJSON *v, const char *path, struct mgw_notice *n)
@@ -503,6 +503,8 @@ static int parse_params(struct load *ld, const cJSON *v, const char *path, struc
     char p[PATH_CAP];
     const char *how;
 
+/* OPT(key): true when key is there, with its value in it and its JSON path in p.
+ * REQ(key): the same, or fail with "missing required key". */
 #define OPT(key) ((it = ITEM(v, key)) != NULL && (path_key(p, sizeof p, path, key), true))
 #define REQ(key)                                                \
     do {                                                        \
@@ -984,6 +986,15 @@ static bool add_str(cJSON *o, const char *key, const char *v)
     return cJSON_AddStringToObject(o, key, v) != NULL;
 }
 
+/* Adds item under key, or deletes it (NULL included): copying the key can fail too. */
+static bool add_item(cJSON *o, const char *key, cJSON *item)
+{
+    if (item != NULL && cJSON_AddItemToObject(o, key, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
 static cJSON *notice_to_json(const struct mgw_notice *n)
 {
     cJSON *o = cJSON_CreateObject();
@@ -1097,7 +1108,7 @@ static bool phases_to_json(cJSON *m, unsigned phases)
 
 static cJSON *match_to_json(const struct mgw_match *mt)
 {
-    cJSON *m = cJSON_CreateObject(), *conn;
+    cJSON *m = cJSON_CreateObject();
     const char *msg;
     bool ok;
 
@@ -1116,8 +1127,7 @@ static cJSON *match_to_json(const struct mgw_match *mt)
         } else {
             double range[2] = { (double)mt->conn_from, (double)mt->conn_to };
 
-            conn = cJSON_CreateDoubleArray(range, 2);
-            ok = conn != NULL && cJSON_AddItemToObject(m, "conn", conn);
+            ok = add_item(m, "conn", cJSON_CreateDoubleArray(range, 2));
         }
     }
     if (ok && mt->nth != 0)
@@ -1151,10 +1161,9 @@ cJSON *mgw_rule_to_json(const struct mgw_rule *r)
         ok = add_str(o, "name", name);
     }
     if (ok)
-        ok = (item = match_to_json(&r->match)) != NULL && cJSON_AddItemToObject(o, "match", item);
+        ok = add_item(o, "match", match_to_json(&r->match));
     if (ok && r->n_sequence == 0) {
-        ok =
-            (item = action_to_json(&r->action)) != NULL && cJSON_AddItemToObject(o, "action", item);
+        ok = add_item(o, "action", action_to_json(&r->action));
     } else if (ok) {
         ok = (seq = cJSON_AddArrayToObject(o, "sequence")) != NULL;
         for (unsigned i = 0; ok && i < r->n_sequence; i++) {

@@ -537,7 +537,7 @@ static void conn_close(void *data, enum mgw_close_how how)
     if (c->closing || c->draining)
         return;
     c->end_reason = c->s.close_reason;
-    if (how == MGW_CLOSE_NOW) {
+    if (how == MGW_CLOSE_NOW || c->half_closed) { /* a half-closed one has sent its FIN */
         conn_close_handles(c, NULL);
         return;
     }
