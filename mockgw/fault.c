@@ -348,8 +348,10 @@ unsigned mgw_faults_eval(struct mgw_faults *f, const struct mgw_event *ev,
         }
         a = r->n_sequence ? &r->sequence[r->hits] : &r->action;
         r->hits++;
-        if (a->set_state)
-            mgw_faults_set_state(f, a->set_state); /* on ENOMEM the state stays: journaled */
+        /* The state switches when the action is carried out: now, or when a scheduled one
+         * (after_ms) runs (the caller applies it then). */
+        if (a->set_state && a->after_ms == 0)
+            mgw_faults_set_state(f, a->set_state);
         if (a->type == MGW_ACT_NONE)
             continue;
         hits[n++] = (struct mgw_fault_hit){ r, a, draw };

@@ -221,7 +221,8 @@ unsigned mgw_faults_count(const struct mgw_faults *f);
 const struct mgw_rule *mgw_faults_at(const struct mgw_faults *f, unsigned i);
 
 /* Every armed rule matching ev, in order, fires: its hit count rises (and its sequence
- * advances), set_state is applied, and the action goes into hits. A rule whose action ends or
+ * advances), set_state is applied (unless the action has after_ms: then the caller applies it
+ * when it carries the action out), and the action goes into hits. A rule whose action ends or
  * silences the connection stops the evaluation. Returns the number of hits (<= max). */
 unsigned mgw_faults_eval(struct mgw_faults *f, const struct mgw_event *ev,
                          struct mgw_fault_hit *hits, unsigned max);

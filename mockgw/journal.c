@@ -12,7 +12,7 @@
 #include "strbuf.h"
 
 struct mgw_journal {
-    uv_check_t flusher; /* flushes the file once per loop iteration when dirty */
+    uv_prepare_t flusher; /* flushes the file once per loop iteration, before it polls */
     FILE *file;
     bool owns_file;            /* false for stdout */
     struct mgw_strbuf pending; /* lines not yet written to file */
@@ -29,7 +29,9 @@ struct mgw_journal {
 #define PENDING_FLUSH (4u << 20) /* write out early past this many buffered bytes */
 
 /* Lines are written once per loop iteration, not one by one: cheaper, and whatever the embedding
- * program prints before running the loop (mockgw's ready line) comes out first. */
+ * program prints before running the loop (mockgw's ready line) comes out first. The prepare
+ * phase runs after the timers and before the loop blocks, so entries written by timer and I/O
+ * callbacks alike are out before mockgw waits for anything. */
 static void flush_pending(struct mgw_journal *j)
 {
     if (j->file && j->pending.len > 0) {
@@ -39,7 +41,7 @@ static void flush_pending(struct mgw_journal *j)
     mgw_strbuf_reset(&j->pending);
 }
 
-static void on_check(uv_check_t *h)
+static void on_prepare(uv_prepare_t *h)
 {
     flush_pending(h->data);
 }
@@ -70,9 +72,9 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
     }
     mgw_strbuf_init(&j->line, 1u << 20);
     mgw_strbuf_init(&j->pending, (size_t)PENDING_FLUSH + (1u << 20) + 2);
-    uv_check_init(loop, &j->flusher);
+    uv_prepare_init(loop, &j->flusher);
     j->flusher.data = j;
-    uv_check_start(&j->flusher, on_check);
+    uv_prepare_start(&j->flusher, on_prepare);
     uv_unref((uv_handle_t *)&j->flusher);
     return j;
 

@@ -4,9 +4,9 @@
  * in and out; and an in-memory ring of the latest connection events (never frames), which the
  * admin API serves. Entries are numbered by one sequence counter shared by both sinks.
  *
- * Writing to the file is buffered and flushed once per loop iteration (uv_check) and on close,
- * so a reader of the log sees an entry at most one loop turn after it happened, and nothing
- * reaches the file before the loop first runs.
+ * Writing to the file is buffered and flushed once per loop iteration (uv_prepare, before polling)
+ * and on close, so a reader of the log sees an entry at most one loop turn after it happened, and
+ * nothing reaches the file before the loop first runs.
  */
 #ifndef MGW_JOURNAL_H
 #define MGW_JOURNAL_H

@@ -647,6 +647,14 @@ static void on_sched_timer(uv_timer_t *t)
         mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "fault_applied",
                            "\"action\":\"%s\",\"phase\":\"%s\"", mgw_action_name(sc.action.type),
                            mgw_event_phase_name(sc.phase));
+        if (sc.action.set_state) {
+            char esc[256];
+
+            mgw_faults_set_state(c->srv->faults, sc.action.set_state);
+            mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "state",
+                               "\"state\":\"%s\",\"why\":\"rule\"",
+                               mgw_json_escape(sc.action.set_state, esc, sizeof esc));
+        }
         mgw_session_apply(&c->s, &sc.action, sc.phase, -1);
         mgw_action_clear(&sc.action);
         i = 0; /* the list may have changed */

@@ -158,8 +158,9 @@ void mgw_ctx_clear_busy(struct mgw_ctx *ctx)
     ctx->n_busy = 0;
 }
 
-/* True while id is held by a busy_client_ids entry or a stale session. Expired holds go. */
-static bool client_id_busy(struct mgw_ctx *ctx, int id)
+/* Who holds id: "\"busy\"" (busy_client_ids), "\"stale\"" (a session that is gone), or NULL
+ * when nobody does. Expired holds go. */
+static const char *client_id_holder(struct mgw_ctx *ctx, int id)
 {
     uint64_t now = ctx->mono_ms(ctx->clock);
 
@@ -169,9 +170,9 @@ static bool client_id_busy(struct mgw_ctx *ctx, int id)
             continue;
         }
         if (ctx->busy[i].id == id)
-            return true;
+            return ctx->busy[i].until_ms == UINT64_MAX ? "\"busy\"" : "\"stale\"";
     }
-    return false;
+    return NULL;
 }
 
 const char *mgw_phase_name(enum mgw_phase p)
@@ -450,6 +451,13 @@ static bool fault_point(struct mgw_session *s, enum mgw_event_phase phase, int m
         const struct mgw_action *a = hits[i].action;
 
         journal_fault(s, &hits[i], phase);
+        if (a->set_state && a->after_ms == 0) {
+            char esc[256];
+
+            mgw_journal_eventf(ctx->journal, s->id, s->client_id, "state",
+                               "\"state\":\"%s\",\"why\":\"rule\"",
+                               mgw_json_escape(a->set_state, esc, sizeof esc));
+        }
         if (a->after_ms > 0) {
             s->io->fault(s->io_data, a, phase); /* scheduled by the server */
             continue;
@@ -566,8 +574,10 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
         refuse_client_id(s, held_by);
         return;
     }
-    if (client_id_busy(ctx, client_id)) {
-        refuse_client_id(s, "\"stale\"");
+    const char *holder = client_id_holder(ctx, client_id);
+
+    if (holder) {
+        refuse_client_id(s, holder);
         return;
     }
     if (ctx->cfg->unique_client_ids) {
