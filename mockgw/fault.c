@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "strbuf.h"
+
 struct mgw_faults {
     struct mgw_rule **rules;
     unsigned n, cap;
@@ -13,18 +15,6 @@ struct mgw_faults {
     char *state;
     unsigned watched; /* union of the armed rules' phase masks */
 };
-
-static char *dup_or_null(const char *s, bool *ok)
-{
-    char *d;
-
-    if (!s)
-        return NULL;
-    d = strdup(s);
-    if (!d)
-        *ok = false;
-    return d;
-}
 
 void mgw_action_clear(struct mgw_action *a)
 {
@@ -41,8 +31,8 @@ int mgw_action_copy(struct mgw_action *dst, const struct mgw_action *src)
     bool ok = true;
 
     *dst = *src;
-    dst->set_state = dup_or_null(src->set_state, &ok);
-    dst->text = dup_or_null(src->text, &ok);
+    dst->set_state = mgw_strdup_opt(src->set_state, &ok);
+    dst->text = mgw_strdup_opt(src->text, &ok);
     dst->then = NULL;
     dst->n_then = 0;
     if (ok && src->n_then > 0) {
@@ -50,7 +40,7 @@ int mgw_action_copy(struct mgw_action *dst, const struct mgw_action *src)
         ok = dst->then != NULL;
         for (unsigned i = 0; ok && i < src->n_then; i++) {
             dst->then[i] = src->then[i];
-            dst->then[i].text = dup_or_null(src->then[i].text, &ok);
+            dst->then[i].text = mgw_strdup_opt(src->then[i].text, &ok);
             dst->n_then = i + 1;
         }
     }
@@ -69,8 +59,8 @@ struct mgw_rule *mgw_rule_copy(const struct mgw_rule *r)
     if (!ok)
         return NULL;
     *c = *r;
-    c->name = dup_or_null(r->name, &ok);
-    c->match.state = dup_or_null(r->match.state, &ok);
+    c->name = mgw_strdup_opt(r->name, &ok);
+    c->match.state = mgw_strdup_opt(r->match.state, &ok);
     memset(&c->action, 0, sizeof c->action);
     c->sequence = NULL;
     c->n_sequence = 0;

@@ -1,7 +1,6 @@
 /* Fixture table: load, validate, match. Format: docs/fixtures.md. */
 #include "fixtures.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,11 +10,11 @@
 
 #include <cjson/cJSON.h>
 
+#include "input.h"
 #include "tz.h"
 
 #define MAX_FILE  (16u << 20) /* a fixtures file larger than this is refused before reading */
 #define MAX_ITEMS 100000u     /* per array */
-#define PATH_CAP  200
 
 extern const char mgw_fixtures_default_json[];
 extern const size_t mgw_fixtures_default_json_len;
@@ -26,46 +25,6 @@ struct owner {
     struct ibw_tag_value *tags;
     const char **derivs;
 };
-
-/* One loader run: where errors go and what the input is called. */
-struct load {
-    const char *name;
-    struct mgw_err *err;
-};
-
-static void fail(struct load *ld, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(struct load *ld, const char *path, const char *fmt, ...)
-{
-    char reason[256];
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    if (path != NULL)
-        snprintf(ld->err->msg, sizeof ld->err->msg, "%s: %s: %s", ld->name, path, reason);
-    else
-        snprintf(ld->err->msg, sizeof ld->err->msg, "%s: %s", ld->name, reason);
-}
-
-/* JSON paths: "$.contracts[3].symbol". A path that does not fit ends in "...". */
-static void path_key(char *out, size_t cap, const char *base, const char *key)
-{
-    int n = snprintf(out, cap, "%s.%s", base, key);
-
-    if (n < 0 || (size_t)n >= cap)
-        memcpy(out + cap - 4, "...", 4);
-}
-
-static void path_index(char *out, size_t cap, const char *base, unsigned i)
-{
-    int n = snprintf(out, cap, "%s[%u]", base, i);
-
-    if (n < 0 || (size_t)n >= cap)
-        memcpy(out + cap - 4, "...", 4);
-}
 
 /* ---------------------------------------------------------------------------------------------
  * Typed readers. Each takes the JSON path of the value for its error message.
@@ -79,56 +38,43 @@ static bool is_printable(const char *s)
     return true;
 }
 
-static int get_str(struct load *ld, const cJSON *v, const char *path, bool nonempty,
+static int get_str(struct mgw__jin *ld, const cJSON *v, const char *path, bool nonempty,
                    const char **out)
 {
-    if (!cJSON_IsString(v) || v->valuestring == NULL) {
-        fail(ld, path, "expected a string");
+    if (mgw__jin_string(ld, v, path, out) < 0)
+        return -1;
+    if (!is_printable(*out)) {
+        mgw__jin_fail(ld, path, "expected printable ASCII text");
         return -1;
     }
-    if (!is_printable(v->valuestring)) {
-        fail(ld, path, "expected printable ASCII text");
+    if (nonempty && (*out)[0] == '\0') {
+        mgw__jin_fail(ld, path, "must not be empty");
         return -1;
     }
-    if (nonempty && v->valuestring[0] == '\0') {
-        fail(ld, path, "must not be empty");
-        return -1;
-    }
-    *out = v->valuestring;
     return 0;
 }
 
-static int get_int(struct load *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
+/* mgw__jin_int, except that fixtures have always called a number beyond +-2^53 "expected an
+ * integer" (scripts say "must be between"). */
+static int get_int(struct mgw__jin *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
                    int64_t *out)
 {
-    double d;
-
-    if (!cJSON_IsNumber(v)) {
-        fail(ld, path, "expected an integer");
+    if (cJSON_IsNumber(v) && fabs(v->valuedouble) > 9007199254740992.0) {
+        mgw__jin_fail(ld, path, "expected an integer");
         return -1;
     }
-    d = v->valuedouble;
-    if (!isfinite(d) || d != floor(d) || d < -9007199254740992.0 || d > 9007199254740992.0) {
-        fail(ld, path, "expected an integer");
-        return -1;
-    }
-    if ((int64_t)d < lo || (int64_t)d > hi) {
-        fail(ld, path, "must be between %lld and %lld", (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = (int64_t)d;
-    return 0;
+    return mgw__jin_int(ld, v, path, lo, hi, out);
 }
 
-static int get_num(struct load *ld, const cJSON *v, const char *path, double lo, double hi,
+static int get_num(struct mgw__jin *ld, const cJSON *v, const char *path, double lo, double hi,
                    double *out)
 {
     if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble)) {
-        fail(ld, path, "expected a number");
+        mgw__jin_fail(ld, path, "expected a number");
         return -1;
     }
     if (v->valuedouble < lo || v->valuedouble > hi) {
-        fail(ld, path, "must be between %g and %g", lo, hi);
+        mgw__jin_fail(ld, path, "must be between %g and %g", lo, hi);
         return -1;
     }
     *out = v->valuedouble;
@@ -156,12 +102,13 @@ static bool is_decimal(const char *s)
     return *p == '\0';
 }
 
-static int get_decimal(struct load *ld, const cJSON *v, const char *path, const char **out)
+static int get_decimal(struct mgw__jin *ld, const cJSON *v, const char *path, const char **out)
 {
     if (get_str(ld, v, path, true, out) < 0)
         return -1;
     if (!is_decimal(*out)) {
-        fail(ld, path, "expected a decimal number as a string, like \"100\" or \"0.0001\"");
+        mgw__jin_fail(ld, path,
+                      "expected a decimal number as a string, like \"100\" or \"0.0001\"");
         return -1;
     }
     return 0;
@@ -193,68 +140,20 @@ static bool parse_utc_stamp(const char *s, int64_t *utc_s)
     return true;
 }
 
-/* Is key one of the NULL-terminated allowed names? */
-typedef bool (*key_known_fn)(const char *key, const void *allowed);
-
-static bool in_names(const char *key, const void *allowed)
-{
-    const char *const *names = allowed;
-
-    for (; *names != NULL; names++) {
-        if (strcmp(*names, key) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Rejects keys that known() does not accept and keys given twice. */
-static int check_keys(struct load *ld, const cJSON *obj, const char *path, key_known_fn known,
-                      const void *allowed)
-{
-    const cJSON *it, *prev;
-    char p[PATH_CAP];
-
-    for (it = obj->child; it != NULL; it = it->next) {
-        path_key(p, sizeof p, path, it->string);
-        if (!known(it->string, allowed)) {
-            fail(ld, p, "unknown key");
-            return -1;
-        }
-        for (prev = obj->child; prev != it; prev = prev->next) {
-            if (strcmp(prev->string, it->string) == 0) {
-                fail(ld, p, "key given twice");
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-static const cJSON *get_array(struct load *ld, const cJSON *parent, const char *key,
+static const cJSON *get_array(struct mgw__jin *ld, const cJSON *parent, const char *key,
                               const char *path, bool required, unsigned *n)
 {
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(parent, key);
-    char p[PATH_CAP];
-    int count;
+    char p[MGW__JIN_PATH_CAP];
 
     *n = 0;
-    path_key(p, sizeof p, path, key);
+    mgw__jin_path_key(p, sizeof p, path, key);
     if (a == NULL) {
         if (required)
-            fail(ld, path, "missing required key \"%s\"", key);
+            mgw__jin_fail(ld, path, "missing required key \"%s\"", key);
         return NULL;
     }
-    if (!cJSON_IsArray(a)) {
-        fail(ld, p, "expected an array");
-        return NULL;
-    }
-    count = cJSON_GetArraySize(a);
-    if (count < 0 || (unsigned)count > MAX_ITEMS) {
-        fail(ld, p, "more than %u entries", MAX_ITEMS);
-        return NULL;
-    }
-    *n = (unsigned)count;
-    return a;
+    return mgw__jin_array(ld, a, p, MAX_ITEMS, "entries", n) < 0 ? NULL : a;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -334,18 +233,6 @@ static const struct field contract_fields[] = {
 
 #define N_CONTRACT_FIELDS (sizeof contract_fields / sizeof contract_fields[0])
 
-static bool is_contract_key(const char *key, const void *unused)
-{
-    size_t i;
-
-    (void)unused;
-    for (i = 0; i < N_CONTRACT_FIELDS; i++) {
-        if (strcmp(contract_fields[i].key, key) == 0)
-            return true;
-    }
-    return false;
-}
-
 static const char *default_hours(const char *sec_type, bool liquid)
 {
     if (strcmp(sec_type, "CASH") == 0)
@@ -413,7 +300,7 @@ static void finish_defaults(struct mgw_fixture_contract *c)
     }
 }
 
-static int parse_field(struct load *ld, const struct field *f, const cJSON *v, const char *path,
+static int parse_field(struct mgw__jin *ld, const struct field *f, const cJSON *v, const char *path,
                        struct mgw_fixture_contract *c)
 {
     char *base = (char *)c;
@@ -438,8 +325,9 @@ static int parse_field(struct load *ld, const struct field *f, const cJSON *v, c
         if (get_str(ld, v, path, true, &s) < 0)
             return -1;
         if (mgw__tz_find(s) == NULL) {
-            fail(ld, path, "unknown time zone \"%s\" (docs/fixtures.md lists the supported ones)",
-                 s);
+            mgw__jin_fail(ld, path,
+                          "unknown time zone \"%s\" (docs/fixtures.md lists the supported ones)",
+                          s);
             return -1;
         }
         memcpy(base + f->off, &s, sizeof s);
@@ -448,7 +336,8 @@ static int parse_field(struct load *ld, const struct field *f, const cJSON *v, c
         if (get_str(ld, v, path, true, &s) < 0)
             return -1;
         if (mgw__hours_parse(s, &h) < 0) {
-            fail(ld, path, "expected sessions \"HHMM-HHMM[,HHMM-HHMM...]\", got \"%s\"", s);
+            mgw__jin_fail(ld, path, "expected sessions \"HHMM-HHMM[,HHMM-HHMM...]\", got \"%s\"",
+                          s);
             return -1;
         }
         memcpy(base + f->off, &s, sizeof s);
@@ -457,7 +346,7 @@ static int parse_field(struct load *ld, const struct field *f, const cJSON *v, c
         if (get_str(ld, v, path, true, &s) < 0)
             return -1;
         if (!parse_utc_stamp(s, &i)) {
-            fail(ld, path, "expected \"yyyyMMdd-HH:mm:ss\" (UTC), got \"%s\"", s);
+            mgw__jin_fail(ld, path, "expected \"yyyyMMdd-HH:mm:ss\" (UTC), got \"%s\"", s);
             return -1;
         }
         memcpy(base + f->off, &s, sizeof s);
@@ -490,29 +379,30 @@ static int parse_field(struct load *ld, const struct field *f, const cJSON *v, c
 }
 
 /* "sec_ids": {"ISIN": "US0378331005", ...} -> tags[*used..] */
-static int parse_sec_ids(struct load *ld, const cJSON *v, const char *path,
+static int parse_sec_ids(struct mgw__jin *ld, const cJSON *v, const char *path,
                          struct mgw_fixture_contract *c, struct ibw_tag_value *tags, unsigned *used)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     const char *s;
     const cJSON *prev;
 
     if (!cJSON_IsObject(v)) {
-        fail(ld, path, "expected an object of id type to id, like {\"ISIN\": \"US0378331005\"}");
+        mgw__jin_fail(ld, path,
+                      "expected an object of id type to id, like {\"ISIN\": \"US0378331005\"}");
         return -1;
     }
     c->d.sec_ids = tags + *used;
     for (it = v->child; it != NULL; it = it->next) {
-        path_key(p, sizeof p, path, it->string);
+        mgw__jin_path_key(p, sizeof p, path, it->string);
         for (prev = v->child; prev != it; prev = prev->next) {
             if (strcmp(prev->string, it->string) == 0) {
-                fail(ld, p, "key given twice");
+                mgw__jin_fail(ld, p, "key given twice");
                 return -1;
             }
         }
         if (!is_printable(it->string) || it->string[0] == '\0') {
-            fail(ld, p, "expected a printable, non-empty id type");
+            mgw__jin_fail(ld, p, "expected a printable, non-empty id type");
             return -1;
         }
         if (get_str(ld, it, p, true, &s) < 0)
@@ -525,20 +415,20 @@ static int parse_sec_ids(struct load *ld, const cJSON *v, const char *path,
     return 0;
 }
 
-static int parse_derivs(struct load *ld, const cJSON *v, const char *path,
+static int parse_derivs(struct mgw__jin *ld, const cJSON *v, const char *path,
                         struct mgw_fixture_contract *c, const char **derivs, unsigned *used)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     unsigned i = 0;
 
     if (!cJSON_IsArray(v)) {
-        fail(ld, path, "expected an array of strings");
+        mgw__jin_fail(ld, path, "expected an array of strings");
         return -1;
     }
     c->deriv_sec_types = derivs + *used;
     for (it = v->child; it != NULL; it = it->next, i++) {
-        path_index(p, sizeof p, path, i);
+        mgw__jin_path_index(p, sizeof p, path, i);
         if (get_str(ld, it, p, true, &derivs[*used]) < 0)
             return -1;
         (*used)++;
@@ -547,30 +437,30 @@ static int parse_derivs(struct load *ld, const cJSON *v, const char *path,
     return 0;
 }
 
-static int parse_contract(struct load *ld, const cJSON *obj, unsigned idx,
+static int parse_contract(struct mgw__jin *ld, const cJSON *obj, unsigned idx,
                           struct mgw_fixture_contract *c, struct owner *own, unsigned *tags_used,
                           unsigned *derivs_used)
 {
-    char path[PATH_CAP], p[PATH_CAP];
+    const char *keys[N_CONTRACT_FIELDS + 1];
+    char path[MGW__JIN_PATH_CAP], p[MGW__JIN_PATH_CAP];
     const cJSON *v;
     size_t i;
 
-    path_index(path, sizeof path, "$.contracts", idx);
-    if (!cJSON_IsObject(obj)) {
-        fail(ld, path, "expected an object");
-        return -1;
-    }
-    if (check_keys(ld, obj, path, is_contract_key, NULL) < 0)
+    for (i = 0; i < N_CONTRACT_FIELDS; i++)
+        keys[i] = contract_fields[i].key;
+    keys[i] = NULL;
+    mgw__jin_path_index(path, sizeof path, "$.contracts", idx);
+    if (mgw__jin_object(ld, obj, path) < 0 || mgw__jin_check_keys(ld, obj, path, keys) < 0)
         return -1;
     set_defaults(c);
     for (i = 0; i < N_CONTRACT_FIELDS; i++) {
         const struct field *f = &contract_fields[i];
 
         v = cJSON_GetObjectItemCaseSensitive(obj, f->key);
-        path_key(p, sizeof p, path, f->key);
+        mgw__jin_path_key(p, sizeof p, path, f->key);
         if (v == NULL) {
             if (f->kind == K_STR_REQ || f->kind == K_CON_ID) {
-                fail(ld, path, "missing required key \"%s\"", f->key);
+                mgw__jin_fail(ld, path, "missing required key \"%s\"", f->key);
                 return -1;
             }
             continue;
@@ -592,72 +482,64 @@ static int parse_contract(struct load *ld, const cJSON *obj, unsigned idx,
 /* ---------------------------------------------------------------------------------------------
  * Account values and positions
  */
-static int parse_account_value(struct load *ld, const cJSON *obj, unsigned idx,
+static int parse_account_value(struct mgw__jin *ld, const cJSON *obj, unsigned idx,
                                struct mgw_fixture_account_value *a)
 {
     static const char *const keys[] = { "key", "value", "currency", NULL };
-    char path[PATH_CAP], p[PATH_CAP];
+    char path[MGW__JIN_PATH_CAP], p[MGW__JIN_PATH_CAP];
     const cJSON *v;
 
-    path_index(path, sizeof path, "$.account_values", idx);
-    if (!cJSON_IsObject(obj)) {
-        fail(ld, path, "expected an object");
-        return -1;
-    }
-    if (check_keys(ld, obj, path, in_names, keys) < 0)
+    mgw__jin_path_index(path, sizeof path, "$.account_values", idx);
+    if (mgw__jin_object(ld, obj, path) < 0 || mgw__jin_check_keys(ld, obj, path, keys) < 0)
         return -1;
     a->currency = "USD";
     v = cJSON_GetObjectItemCaseSensitive(obj, "key");
-    path_key(p, sizeof p, path, "key");
+    mgw__jin_path_key(p, sizeof p, path, "key");
     if (v == NULL) {
-        fail(ld, path, "missing required key \"key\"");
+        mgw__jin_fail(ld, path, "missing required key \"key\"");
         return -1;
     }
     if (get_str(ld, v, p, true, &a->key) < 0)
         return -1;
     v = cJSON_GetObjectItemCaseSensitive(obj, "value");
-    path_key(p, sizeof p, path, "value");
+    mgw__jin_path_key(p, sizeof p, path, "value");
     if (v == NULL) {
-        fail(ld, path, "missing required key \"value\"");
+        mgw__jin_fail(ld, path, "missing required key \"value\"");
         return -1;
     }
     if (get_str(ld, v, p, false, &a->value) < 0)
         return -1;
     v = cJSON_GetObjectItemCaseSensitive(obj, "currency");
-    path_key(p, sizeof p, path, "currency");
+    mgw__jin_path_key(p, sizeof p, path, "currency");
     if (v != NULL && get_str(ld, v, p, false, &a->currency) < 0)
         return -1;
     return 0;
 }
 
-static int parse_position(struct load *ld, const cJSON *obj, unsigned idx,
+static int parse_position(struct mgw__jin *ld, const cJSON *obj, unsigned idx,
                           const struct mgw_fixtures *fx, struct ibw_position *pos)
 {
     static const char *const keys[] = { "con_id", "position", "avg_cost", "account", NULL };
     const struct mgw_fixture_contract *c;
-    char path[PATH_CAP], p[PATH_CAP];
+    char path[MGW__JIN_PATH_CAP], p[MGW__JIN_PATH_CAP];
     const cJSON *v;
     int64_t con_id;
 
-    path_index(path, sizeof path, "$.positions", idx);
-    if (!cJSON_IsObject(obj)) {
-        fail(ld, path, "expected an object");
-        return -1;
-    }
-    if (check_keys(ld, obj, path, in_names, keys) < 0)
+    mgw__jin_path_index(path, sizeof path, "$.positions", idx);
+    if (mgw__jin_object(ld, obj, path) < 0 || mgw__jin_check_keys(ld, obj, path, keys) < 0)
         return -1;
     memset(pos, 0, sizeof *pos);
     v = cJSON_GetObjectItemCaseSensitive(obj, "con_id");
-    path_key(p, sizeof p, path, "con_id");
+    mgw__jin_path_key(p, sizeof p, path, "con_id");
     if (v == NULL) {
-        fail(ld, path, "missing required key \"con_id\"");
+        mgw__jin_fail(ld, path, "missing required key \"con_id\"");
         return -1;
     }
     if (get_int(ld, v, p, 1, 9007199254740991LL, &con_id) < 0)
         return -1;
     c = mgw_fixtures_find(fx, con_id);
     if (c == NULL) {
-        fail(ld, p, "no contract with con_id %lld in $.contracts", (long long)con_id);
+        mgw__jin_fail(ld, p, "no contract with con_id %lld in $.contracts", (long long)con_id);
         return -1;
     }
     pos->c = c->d.c;
@@ -665,19 +547,19 @@ static int parse_position(struct load *ld, const cJSON *obj, unsigned idx,
     if (c->d.c.primary_exchange[0] != '\0')
         pos->c.exchange = c->d.c.primary_exchange;
     v = cJSON_GetObjectItemCaseSensitive(obj, "position");
-    path_key(p, sizeof p, path, "position");
+    mgw__jin_path_key(p, sizeof p, path, "position");
     if (v == NULL) {
-        fail(ld, path, "missing required key \"position\"");
+        mgw__jin_fail(ld, path, "missing required key \"position\"");
         return -1;
     }
     if (get_decimal(ld, v, p, &pos->position) < 0)
         return -1;
     v = cJSON_GetObjectItemCaseSensitive(obj, "avg_cost");
-    path_key(p, sizeof p, path, "avg_cost");
+    mgw__jin_path_key(p, sizeof p, path, "avg_cost");
     if (v != NULL && get_num(ld, v, p, 0, 1e15, &pos->avg_cost) < 0)
         return -1;
     v = cJSON_GetObjectItemCaseSensitive(obj, "account");
-    path_key(p, sizeof p, path, "account");
+    mgw__jin_path_key(p, sizeof p, path, "account");
     if (v != NULL && get_str(ld, v, p, true, &pos->account) < 0)
         return -1;
     return 0;
@@ -700,18 +582,18 @@ static int cmp_dup(const void *a, const void *b)
     return x->idx < y->idx ? -1 : (x->idx > y->idx);
 }
 
-static int check_duplicates(struct load *ld, const struct mgw_fixtures *fx)
+static int check_duplicates(struct mgw__jin *ld, const struct mgw_fixtures *fx)
 {
     struct dup_key *k;
     unsigned i, later = 0, first = 0;
     bool found = false;
-    char path[PATH_CAP], p[PATH_CAP];
+    char path[MGW__JIN_PATH_CAP], p[MGW__JIN_PATH_CAP];
 
     if (fx->n_contracts < 2)
         return 0;
     k = malloc(fx->n_contracts * sizeof *k);
     if (k == NULL) {
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
         return -1;
     }
     for (i = 0; i < fx->n_contracts; i++) {
@@ -735,10 +617,10 @@ static int check_duplicates(struct load *ld, const struct mgw_fixtures *fx)
         }
     }
     if (found) {
-        path_index(path, sizeof path, "$.contracts", later);
-        path_key(p, sizeof p, path, "con_id");
-        fail(ld, p, "duplicate con_id %lld (first at $.contracts[%u])",
-             (long long)fx->contracts[later].d.c.con_id, first);
+        mgw__jin_path_index(path, sizeof path, "$.contracts", later);
+        mgw__jin_path_key(p, sizeof p, path, "con_id");
+        mgw__jin_fail(ld, p, "duplicate con_id %lld (first at $.contracts[%u])",
+                      (long long)fx->contracts[later].d.c.con_id, first);
     }
     free(k);
     return found ? -1 : 0;
@@ -761,25 +643,8 @@ static void count_children(const cJSON *contracts, unsigned *n_tags, unsigned *n
     }
 }
 
-/* Line and column (1-based) of byte offset off. */
-static void line_col(const char *json, size_t off, unsigned *line, unsigned *col)
-{
-    size_t i;
-
-    *line = 1;
-    *col = 1;
-    for (i = 0; i < off; i++) {
-        if (json[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 /* Takes doc over on success only. */
-static struct mgw_fixtures *build(struct load *ld, cJSON *doc)
+static struct mgw_fixtures *build(struct mgw__jin *ld, cJSON *doc)
 {
     static const char *const top_keys[] = { "contracts", "account_values", "positions", NULL };
     struct mgw_fixtures *fx;
@@ -787,18 +652,14 @@ static struct mgw_fixtures *build(struct load *ld, cJSON *doc)
     const cJSON *contracts, *values, *positions, *it;
     unsigned i, n_tags, n_derivs, tags_used = 0, derivs_used = 0;
 
-    if (!cJSON_IsObject(doc)) {
-        fail(ld, "$", "expected an object");
-        return NULL;
-    }
-    if (check_keys(ld, doc, "$", in_names, top_keys) < 0)
+    if (mgw__jin_object(ld, doc, "$") < 0 || mgw__jin_check_keys(ld, doc, "$", top_keys) < 0)
         return NULL;
     fx = calloc(1, sizeof *fx);
     own = calloc(1, sizeof *own);
     if (fx == NULL || own == NULL) {
         free(fx);
         free(own);
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
         return NULL;
     }
     own->doc = doc;
@@ -822,7 +683,7 @@ static struct mgw_fixtures *build(struct load *ld, cJSON *doc)
     own->derivs = calloc(n_derivs + 1, sizeof *own->derivs);
     if (fx->contracts == NULL || fx->account_values == NULL || fx->positions == NULL ||
         own->tags == NULL || own->derivs == NULL) {
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
         goto fail;
     }
 
@@ -860,40 +721,14 @@ fail:
 struct mgw_fixtures *mgw_fixtures_parse(const char *json, size_t len, const char *name,
                                         struct mgw_err *err)
 {
-    struct load ld = { name != NULL ? name : "<fixtures>", err };
-    const char *end = NULL;
+    struct mgw__jin ld = { name != NULL ? name : "<fixtures>", err };
     struct mgw_fixtures *fx;
-    unsigned line, col;
     cJSON *doc;
 
     err->msg[0] = '\0';
-    if (json == NULL || len == 0) {
-        fail(&ld, NULL, "empty input, expected a JSON object");
+    doc = mgw__jin_parse(&ld, json, len, MGW__JIN_BYTE_OFFSET | MGW__JIN_NUL_ENDS);
+    if (doc == NULL)
         return NULL;
-    }
-    doc = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (doc == NULL) {
-        size_t off = (end != NULL && end >= json && end <= json + len) ? (size_t)(end - json) : 0;
-
-        if (end == NULL) {
-            fail(&ld, NULL, "out of memory or invalid JSON");
-            return NULL;
-        }
-        line_col(json, off, &line, &col);
-        fail(&ld, NULL, "invalid JSON at line %u, column %u (byte %zu)", line, col, off);
-        return NULL;
-    }
-    /* Only white space may follow the document. */
-    while (end != NULL && end < json + len &&
-           (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    if (end != NULL && end < json + len && *end != '\0') {
-        line_col(json, (size_t)(end - json), &line, &col);
-        fail(&ld, NULL, "invalid JSON at line %u, column %u (byte %zu): text after the document",
-             line, col, (size_t)(end - json));
-        cJSON_Delete(doc);
-        return NULL;
-    }
     fx = build(&ld, doc);
     if (fx == NULL)
         cJSON_Delete(doc);
@@ -902,44 +737,14 @@ struct mgw_fixtures *mgw_fixtures_parse(const char *json, size_t len, const char
 
 struct mgw_fixtures *mgw_fixtures_load(const char *path, struct mgw_err *err)
 {
-    struct load ld = { path, err };
+    struct mgw__jin ld = { path, err };
     struct mgw_fixtures *fx;
-    FILE *f;
     char *buf;
-    long size;
     size_t n;
 
     err->msg[0] = '\0';
-    f = fopen(path, "rb");
-    if (f == NULL) {
-        fail(&ld, NULL, "%s", strerror(errno));
+    if ((buf = mgw__jin_read_file(&ld, path, MAX_FILE, &n)) == NULL)
         return NULL;
-    }
-    if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0) {
-        fail(&ld, NULL, "%s", strerror(errno != 0 ? errno : EIO));
-        fclose(f);
-        return NULL;
-    }
-    if ((unsigned long)size > MAX_FILE) {
-        fail(&ld, NULL, "file is larger than %u MiB", MAX_FILE >> 20);
-        fclose(f);
-        return NULL;
-    }
-    buf = malloc((size_t)size + 1);
-    if (buf == NULL) {
-        fail(&ld, NULL, "out of memory");
-        fclose(f);
-        return NULL;
-    }
-    n = fread(buf, 1, (size_t)size, f);
-    if (n != (size_t)size || ferror(f)) {
-        fail(&ld, NULL, "%s", ferror(f) ? strerror(errno != 0 ? errno : EIO) : "short read");
-        free(buf);
-        fclose(f);
-        return NULL;
-    }
-    fclose(f);
-    buf[n] = '\0';
     fx = mgw_fixtures_parse(buf, n, path, err);
     free(buf);
     return fx;

@@ -2,19 +2,15 @@
  * Format: docs/script-format.md. Every error names the input, the JSON path and the reason. */
 #include "fault.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "ibwire.h"
+#include "input.h"
 
 #define MAX_FILE       (4u << 20) /* a script larger than this is refused before parsing */
 #define MAX_MS         86400000   /* 24 h: any duration longer than that is a typo */
@@ -30,7 +26,6 @@
 #define MAX_ORDINAL    9007199254740991 /* 2^53 - 1: still exact in a JSON number */
 #define MAX_MSG_ID     999
 #define MAX_CODE       99999
-#define PATH_CAP       200
 
 /* ---------------------------------------------------------------------------------------------
  * Names
@@ -79,298 +74,117 @@ bool mgw_action_is_listener(enum mgw_action_type t)
            t == MGW_ACT_RESTART;
 }
 
-/* IB's texts for the codes a script is likely to send (IB_WIRE.md §5). "%d" stands for the
- * notice's request id where IB puts it in the text. */
-static const struct {
-    int code;
-    const char *text;
-} ib_texts[] = {
-    { 100, "Max rate of messages per second has been exceeded:max=50 rec=138 (1)" },
-    { 162, "Historical Market Data Service error message:Historical data request pacing "
-           "violation" },
-    { 200, "No security definition has been found for the request" },
-    { 300, "Can't find EId with tickerId:%d" },
-    { 321, "Error validating request.-'bQ' : cause - The API interface is currently in "
-           "Read-Only mode." },
-    { 322, "Error processing request.-'bQ' : cause - Duplicate ticker id" },
-    { 326, "Unable to connect as the client id is already in use. Retry with a unique client "
-           "id." },
-    { 327, "Only API connections with clientId set to 0 can set the auto bind TWS orders "
-           "property." },
-    { 354, "Requested market data is not subscribed." },
-    { 366, "No historical data query found for ticker id:%d" },
-    { 504, "Not connected" },
-    { 1100, "Connectivity between IBKR and Trader Workstation has been lost." },
-    { 1101, "Connectivity between IBKR and Trader Workstation has been restored - data lost." },
-    { 1102,
-      "Connectivity between IBKR and Trader Workstation has been restored - data maintained." },
-    { 1300, "TWS socket port has been reset and this connection is being dropped. Please "
-            "reconnect on the new port - 4002" },
-    { 2103, "Market data farm connection is broken:usfarm" },
-    { 2104, "Market data farm connection is OK:usfarm" },
-    { 2105, "HMDS data farm connection is broken:ushmds" },
-    { 2106, "HMDS data farm connection is OK:ushmds" },
-    { 2107, "HMDS data farm connection is inactive but should be available upon demand.ushmds" },
-    { 2108, "Market data farm connection is inactive but should be available upon demand.usfarm" },
-    { 2110, "Connectivity between Trader Workstation and server is broken. It will be restored "
-            "automatically." },
-    { 2119, "Market data farm is connecting:usfarm.nj" },
-    /* The same farm as the 2158 of the start-up burst, so "broken" then "OK" pair up. */
-    { 2157, "Sec-def data farm connection is broken:secdefnj" },
-    { 2158, "Sec-def data farm connection is OK:secdefnj" },
-    { 10167, "Requested market data is not subscribed. Displaying delayed market data." },
-    { 10168, "Requested market data is not subscribed. Delayed market data is not enabled." },
-    { 10197, "No market data during competing live session" },
-};
-
-/* IB's text for code (id filled in where IB has it), or "" for a code we know no text for. */
+/* IB's text for code, with the request id appended where IB puts it, or "" for a code we know
+ * no text for. A heap copy, NULL when out of memory. */
 static char *default_text(int code, int id)
 {
+    const char *t = ibw_error_text(code);
     char buf[256];
 
-    for (size_t i = 0; i < sizeof ib_texts / sizeof ib_texts[0]; i++) {
-        const char *t = ib_texts[i].text;
-        const char *mark = strstr(t, "%d");
-
-        if (ib_texts[i].code != code)
-            continue;
-        if (mark == NULL)
-            return strdup(t);
-        snprintf(buf, sizeof buf, "%.*s%d%s", (int)(mark - t), t, id, mark + 2);
-        return strdup(buf);
-    }
-    return strdup("");
+    if (t == NULL)
+        return strdup("");
+    if (!ibw_error_text_takes_id(code))
+        return strdup(t);
+    snprintf(buf, sizeof buf, "%s%d", t, id);
+    return strdup(buf);
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Errors and JSON paths
+ * Typed readers: each takes the JSON path of the value for its message (input.h has the
+ * shared ones).
  */
-struct load {
-    const char *name; /* file name, "--fault PRESET", or NULL */
-    struct mgw_err *err;
-};
-
-static void fail(struct load *ld, const char *path, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void fail(struct load *ld, const char *path, const char *fmt, ...)
-{
-    char reason[320];
-    const char *name = ld->name;
-    va_list ap;
-
-    va_start(ap, fmt);
-    vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    if (name != NULL && path != NULL)
-        snprintf(ld->err->msg, sizeof ld->err->msg, "%s: %s: %s", name, path, reason);
-    else if (name != NULL || path != NULL)
-        snprintf(ld->err->msg, sizeof ld->err->msg, "%s: %s", name != NULL ? name : path, reason);
-    else
-        snprintf(ld->err->msg, sizeof ld->err->msg, "%s", reason);
-}
-
-/* "$.rules[3].match.phase"; a path that does not fit ends in "...". */
-static void path_key(char *out, size_t cap, const char *base, const char *key)
-{
-    int n = snprintf(out, cap, "%s.%s", base, key);
-
-    if (n < 0 || (size_t)n >= cap)
-        memcpy(out + cap - 4, "...", 4);
-}
-
-static void path_index(char *out, size_t cap, const char *base, unsigned i)
-{
-    int n = snprintf(out, cap, "%s[%u]", base, i);
-
-    if (n < 0 || (size_t)n >= cap)
-        memcpy(out + cap - 4, "...", 4);
-}
-
-/* ---------------------------------------------------------------------------------------------
- * Typed readers: each takes the JSON path of the value for its message.
- */
-static bool in_names(const char *key, const char *const *names)
-{
-    for (; *names != NULL; names++) {
-        if (strcmp(*names, key) == 0)
-            return true;
-    }
-    return false;
-}
-
-/* Rejects keys outside allowed (NULL-terminated) and keys given twice. */
-static int check_keys(struct load *ld, const cJSON *obj, const char *path,
-                      const char *const *allowed)
-{
-    const cJSON *it, *prev;
-    char p[PATH_CAP];
-
-    for (it = obj->child; it != NULL; it = it->next) {
-        path_key(p, sizeof p, path, it->string);
-        if (!in_names(it->string, allowed)) {
-            fail(ld, p, "unknown key");
-            return -1;
-        }
-        for (prev = obj->child; prev != it; prev = prev->next) {
-            if (strcmp(prev->string, it->string) == 0) {
-                fail(ld, p, "key given twice");
-                return -1;
-            }
-        }
-    }
-    return 0;
-}
-
-static int get_object(struct load *ld, const cJSON *v, const char *path)
-{
-    if (!cJSON_IsObject(v)) {
-        fail(ld, path, "expected an object");
-        return -1;
-    }
-    return 0;
-}
-
-/* A JSON number that is whole and within [lo, hi] (bounds within +-2^53). */
-static int get_int(struct load *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
-                   int64_t *out)
-{
-    double d;
-
-    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble) ||
-        v->valuedouble != floor(v->valuedouble)) {
-        fail(ld, path, "expected an integer");
-        return -1;
-    }
-    d = v->valuedouble;
-    if (d < (double)lo || d > (double)hi) {
-        fail(ld, path, "must be between %lld and %lld", (long long)lo, (long long)hi);
-        return -1;
-    }
-    *out = (int64_t)d;
-    return 0;
-}
-
-static int get_u64(struct load *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
+static int get_u64(struct mgw__jin *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
                    uint64_t *out)
 {
     int64_t x;
 
-    if (get_int(ld, v, path, lo, hi, &x) < 0)
+    if (mgw__jin_int(ld, v, path, lo, hi, &x) < 0)
         return -1;
     *out = (uint64_t)x;
     return 0;
 }
 
-static int get_i32(struct load *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
+static int get_i32(struct mgw__jin *ld, const cJSON *v, const char *path, int64_t lo, int64_t hi,
                    int *out)
 {
     int64_t x;
 
-    if (get_int(ld, v, path, lo, hi, &x) < 0)
+    if (mgw__jin_int(ld, v, path, lo, hi, &x) < 0)
         return -1;
     *out = (int)x;
     return 0;
 }
 
-static int get_ms(struct load *ld, const cJSON *v, const char *path, int64_t lo, uint64_t *out)
+static int get_ms(struct mgw__jin *ld, const cJSON *v, const char *path, int64_t lo, uint64_t *out)
 {
     return get_u64(ld, v, path, lo, MAX_MS, out);
 }
 
-static int get_bool(struct load *ld, const cJSON *v, const char *path, bool *out)
+static int get_bool(struct mgw__jin *ld, const cJSON *v, const char *path, bool *out)
 {
     if (!cJSON_IsBool(v)) {
-        fail(ld, path, "expected true or false");
+        mgw__jin_fail(ld, path, "expected true or false");
         return -1;
     }
     *out = cJSON_IsTrue(v);
     return 0;
 }
 
-static int get_string(struct load *ld, const cJSON *v, const char *path, const char **out)
-{
-    if (!cJSON_IsString(v) || v->valuestring == NULL) {
-        fail(ld, path, "expected a string");
-        return -1;
-    }
-    *out = v->valuestring;
-    return 0;
-}
-
 /* A rule or state name: 1..MAX_NAME printable ASCII characters; *out gets a heap copy. */
-static int get_name(struct load *ld, const cJSON *v, const char *path, char **out)
+static int get_name(struct mgw__jin *ld, const cJSON *v, const char *path, char **out)
 {
     const char *s;
     size_t n;
 
-    if (get_string(ld, v, path, &s) < 0)
+    if (mgw__jin_string(ld, v, path, &s) < 0)
         return -1;
     n = strlen(s);
     if (n == 0) {
-        fail(ld, path, "must not be empty");
+        mgw__jin_fail(ld, path, "must not be empty");
         return -1;
     }
     if (n > MAX_NAME) {
-        fail(ld, path, "longer than %u characters", MAX_NAME);
+        mgw__jin_fail(ld, path, "longer than %u characters", MAX_NAME);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
-            fail(ld, path, "expected printable ASCII text");
+            mgw__jin_fail(ld, path, "expected printable ASCII text");
             return -1;
         }
     }
     *out = strdup(s);
     if (*out == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     return 0;
 }
 
 /* Error text: up to MAX_TEXT bytes, no control characters (it goes into a wire field). */
-static int get_text(struct load *ld, const cJSON *v, const char *path, char **out)
+static int get_text(struct mgw__jin *ld, const cJSON *v, const char *path, char **out)
 {
     const char *s;
     size_t n;
 
-    if (get_string(ld, v, path, &s) < 0)
+    if (mgw__jin_string(ld, v, path, &s) < 0)
         return -1;
     n = strlen(s);
     if (n > MAX_TEXT) {
-        fail(ld, path, "longer than %u bytes", MAX_TEXT);
+        mgw__jin_fail(ld, path, "longer than %u bytes", MAX_TEXT);
         return -1;
     }
     for (size_t i = 0; i < n; i++) {
         if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] == 0x7f) {
-            fail(ld, path, "control characters are not allowed");
+            mgw__jin_fail(ld, path, "control characters are not allowed");
             return -1;
         }
     }
     *out = strdup(s);
     if (*out == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
-    return 0;
-}
-
-static int get_array(struct load *ld, const cJSON *v, const char *path, unsigned max,
-                     const char *what, unsigned *n)
-{
-    int count;
-
-    if (!cJSON_IsArray(v)) {
-        fail(ld, path, "expected an array");
-        return -1;
-    }
-    count = cJSON_GetArraySize(v);
-    if (count < 0 || (unsigned)count > max) {
-        fail(ld, path, "more than %u %s", max, what);
-        return -1;
-    }
-    *n = (unsigned)count;
     return 0;
 }
 
@@ -395,100 +209,108 @@ static const char *const then_keys[] = { "after_ms", "code", "text", "id", NULL 
 
 #define PHASE_BIT(p) (1u << (p))
 
-static bool is_action_key(const char *key)
+/* Every key an action object may hold, whatever its type: the common keys, then each type's
+ * parameters (names may repeat). NULL-terminated. */
+#define N_ACTION_KEYS                                           \
+    (sizeof action_common_keys / sizeof action_common_keys[0] + \
+     MGW_ACT_COUNT * (sizeof action_params[0] / sizeof action_params[0][0] - 1))
+
+static void action_keys(const char *keys[N_ACTION_KEYS])
 {
-    if (in_names(key, action_common_keys))
-        return true;
+    size_t n = 0;
+
+    for (const char *const *k = action_common_keys; *k != NULL; k++)
+        keys[n++] = *k;
     for (int t = 0; t < MGW_ACT_COUNT; t++) {
-        if (in_names(key, action_params[t]))
-            return true;
+        for (const char *const *k = action_params[t]; *k != NULL; k++)
+            keys[n++] = *k;
     }
-    return false;
+    keys[n] = NULL;
 }
 
 /* The value under key (case-sensitive), or NULL when the key is absent. */
 #define ITEM(obj, key) cJSON_GetObjectItemCaseSensitive((obj), (key))
 
-static int parse_notice(struct load *ld, const cJSON *v, const char *path, struct mgw_notice *n)
+static int parse_notice(struct mgw__jin *ld, const cJSON *v, const char *path, struct mgw_notice *n)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
 
-    if (get_object(ld, v, path) < 0 || check_keys(ld, v, path, then_keys) < 0)
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, then_keys) < 0)
         return -1;
     n->id = -1;
     if ((it = ITEM(v, "after_ms")) != NULL) {
-        path_key(p, sizeof p, path, "after_ms");
+        mgw__jin_path_key(p, sizeof p, path, "after_ms");
         if (get_ms(ld, it, p, 0, &n->after_ms) < 0)
             return -1;
     }
     if ((it = ITEM(v, "code")) == NULL) {
-        fail(ld, path, "missing required key \"code\"");
+        mgw__jin_fail(ld, path, "missing required key \"code\"");
         return -1;
     }
-    path_key(p, sizeof p, path, "code");
+    mgw__jin_path_key(p, sizeof p, path, "code");
     if (get_i32(ld, it, p, 1, MAX_CODE, &n->code) < 0)
         return -1;
     if ((it = ITEM(v, "id")) != NULL) {
-        path_key(p, sizeof p, path, "id");
+        mgw__jin_path_key(p, sizeof p, path, "id");
         if (get_i32(ld, it, p, -1, INT32_MAX, &n->id) < 0)
             return -1;
     }
     if ((it = ITEM(v, "text")) != NULL) {
-        path_key(p, sizeof p, path, "text");
+        mgw__jin_path_key(p, sizeof p, path, "text");
         return get_text(ld, it, p, &n->text);
     }
     n->text = default_text(n->code, n->id);
     if (n->text == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     return 0;
 }
 
-static int parse_error_params(struct load *ld, const cJSON *v, const char *path,
+static int parse_error_params(struct mgw__jin *ld, const cJSON *v, const char *path,
                               struct mgw_action *a)
 {
     const cJSON *it, *then;
-    char p[PATH_CAP], q[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP], q[MGW__JIN_PATH_CAP];
     unsigned i = 0, n;
 
     if ((it = ITEM(v, "code")) == NULL) {
-        fail(ld, path, "missing required key \"code\"");
+        mgw__jin_fail(ld, path, "missing required key \"code\"");
         return -1;
     }
-    path_key(p, sizeof p, path, "code");
+    mgw__jin_path_key(p, sizeof p, path, "code");
     if (get_i32(ld, it, p, 1, MAX_CODE, &a->code) < 0)
         return -1;
     if ((it = ITEM(v, "id")) != NULL) {
-        path_key(p, sizeof p, path, "id");
+        mgw__jin_path_key(p, sizeof p, path, "id");
         if (get_i32(ld, it, p, -1, INT32_MAX, &a->id) < 0)
             return -1;
     }
     if ((it = ITEM(v, "text")) != NULL) {
-        path_key(p, sizeof p, path, "text");
+        mgw__jin_path_key(p, sizeof p, path, "text");
         if (get_text(ld, it, p, &a->text) < 0)
             return -1;
     } else if ((a->text = default_text(a->code, a->id)) == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     if ((then = ITEM(v, "then")) == NULL)
         return 0;
-    path_key(p, sizeof p, path, "then");
-    if (get_array(ld, then, p, MAX_THEN, "notices", &n) < 0)
+    mgw__jin_path_key(p, sizeof p, path, "then");
+    if (mgw__jin_array(ld, then, p, MAX_THEN, "notices", &n) < 0)
         return -1;
     if (n == 0)
         return 0;
     a->then = calloc(n, sizeof *a->then);
     if (a->then == NULL) {
-        fail(ld, p, "out of memory");
+        mgw__jin_fail(ld, p, "out of memory");
         return -1;
     }
     a->n_then = n; /* zeroed entries free cleanly if a later one fails */
     cJSON_ArrayForEach(it, then)
     {
-        path_index(q, sizeof q, p, i);
+        mgw__jin_path_index(q, sizeof q, p, i);
         if (parse_notice(ld, it, q, &a->then[i]) < 0)
             return -1;
         i++;
@@ -497,22 +319,22 @@ static int parse_error_params(struct load *ld, const cJSON *v, const char *path,
 }
 
 /* The parameters of a->type with their defaults (docs/script-format.md, Actions). */
-static int parse_params(struct load *ld, const cJSON *v, const char *path, struct mgw_action *a)
+static int parse_params(struct mgw__jin *ld, const cJSON *v, const char *path, struct mgw_action *a)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     const char *how;
 
 /* OPT(key): true when key is there, with its value in it and its JSON path in p.
  * REQ(key): the same, or fail with "missing required key". */
-#define OPT(key) ((it = ITEM(v, key)) != NULL && (path_key(p, sizeof p, path, key), true))
-#define REQ(key)                                                \
-    do {                                                        \
-        if ((it = ITEM(v, key)) == NULL) {                      \
-            fail(ld, path, "missing required key \"%s\"", key); \
-            return -1;                                          \
-        }                                                       \
-        path_key(p, sizeof p, path, key);                       \
+#define OPT(key) ((it = ITEM(v, key)) != NULL && (mgw__jin_path_key(p, sizeof p, path, key), true))
+#define REQ(key)                                                         \
+    do {                                                                 \
+        if ((it = ITEM(v, key)) == NULL) {                               \
+            mgw__jin_fail(ld, path, "missing required key \"%s\"", key); \
+            return -1;                                                   \
+        }                                                                \
+        mgw__jin_path_key(p, sizeof p, path, key);                       \
     } while (0)
 
     switch (a->type) {
@@ -524,7 +346,8 @@ static int parse_params(struct load *ld, const cJSON *v, const char *path, struc
             if (get_ms(ld, it, p, 0, &a->jitter_ms) < 0)
                 return -1;
             if (a->jitter_ms > a->ms) {
-                fail(ld, p, "must not be greater than ms (%llu)", (unsigned long long)a->ms);
+                mgw__jin_fail(ld, p, "must not be greater than ms (%llu)",
+                              (unsigned long long)a->ms);
                 return -1;
             }
         }
@@ -564,10 +387,10 @@ static int parse_params(struct load *ld, const cJSON *v, const char *path, struc
         if (OPT("down_ms") && get_ms(ld, it, p, 0, &a->down_ms) < 0)
             return -1;
         if (OPT("how")) {
-            if (get_string(ld, it, p, &how) < 0)
+            if (mgw__jin_string(ld, it, p, &how) < 0)
                 return -1;
             if (strcmp(how, "close") != 0 && strcmp(how, "reset") != 0) {
-                fail(ld, p, "expected \"close\" or \"reset\"");
+                mgw__jin_fail(ld, p, "expected \"close\" or \"reset\"");
                 return -1;
             }
             a->reset = strcmp(how, "reset") == 0;
@@ -581,21 +404,23 @@ static int parse_params(struct load *ld, const cJSON *v, const char *path, struc
 }
 
 /* Rejects what a->type cannot do at the phases the rule matches. */
-static int check_phase(struct load *ld, const char *type_path, unsigned phases,
+static int check_phase(struct mgw__jin *ld, const char *type_path, unsigned phases,
                        const struct mgw_action *a)
 {
     switch (a->type) {
     case MGW_ACT_REFUSE_CLIENT_ID:
     case MGW_ACT_HALF_READY:
         if (phases != PHASE_BIT(MGW_EV_START_API)) {
-            fail(ld, type_path, "\"%s\" needs match.phase \"start_api\" (and no other phase)",
-                 action_names[a->type]);
+            mgw__jin_fail(ld, type_path,
+                          "\"%s\" needs match.phase \"start_api\" (and no other phase)",
+                          action_names[a->type]);
             return -1;
         }
         return 0;
     case MGW_ACT_IGNORE:
         if (phases != PHASE_BIT(MGW_EV_REQUEST)) {
-            fail(ld, type_path, "\"ignore\" needs match.phase \"request\" (and no other phase)");
+            mgw__jin_fail(ld, type_path,
+                          "\"ignore\" needs match.phase \"request\" (and no other phase)");
             return -1;
         }
         return 0;
@@ -605,59 +430,49 @@ static int check_phase(struct load *ld, const char *type_path, unsigned phases,
 }
 
 /* One action object into *a (zeroed storage the caller frees with mgw_action_clear on error). */
-static int parse_action(struct load *ld, const cJSON *v, const char *path, unsigned phases,
+static int parse_action(struct mgw__jin *ld, const cJSON *v, const char *path, unsigned phases,
                         struct mgw_action *a)
 {
-    const cJSON *it, *prev;
-    char p[PATH_CAP];
+    const char *keys[N_ACTION_KEYS];
+    char p[MGW__JIN_PATH_CAP];
     const char *type;
+    const cJSON *it;
     int t;
 
     a->id = -1;
-    if (get_object(ld, v, path) < 0)
+    action_keys(keys);
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, keys) < 0)
         return -1;
-    for (it = v->child; it != NULL; it = it->next) {
-        path_key(p, sizeof p, path, it->string);
-        if (!is_action_key(it->string)) {
-            fail(ld, p, "unknown key");
-            return -1;
-        }
-        for (prev = v->child; prev != it; prev = prev->next) {
-            if (strcmp(prev->string, it->string) == 0) {
-                fail(ld, p, "key given twice");
-                return -1;
-            }
-        }
-    }
     if ((it = ITEM(v, "type")) == NULL) {
-        fail(ld, path, "missing required key \"type\"");
+        mgw__jin_fail(ld, path, "missing required key \"type\"");
         return -1;
     }
-    path_key(p, sizeof p, path, "type");
-    if (get_string(ld, it, p, &type) < 0)
+    mgw__jin_path_key(p, sizeof p, path, "type");
+    if (mgw__jin_string(ld, it, p, &type) < 0)
         return -1;
     if ((t = mgw_action_parse(type)) < 0) {
-        fail(ld, p, "unknown action \"%.64s\"", type);
+        mgw__jin_fail(ld, p, "unknown action \"%.64s\"", type);
         return -1;
     }
     a->type = (enum mgw_action_type)t;
     for (it = v->child; it != NULL; it = it->next) {
-        if (!in_names(it->string, action_common_keys) && !in_names(it->string, action_params[t])) {
-            path_key(p, sizeof p, path, it->string);
-            fail(ld, p, "not a parameter of \"%s\"", action_names[t]);
+        if (!mgw__jin_in_list(it->string, action_common_keys) &&
+            !mgw__jin_in_list(it->string, action_params[t])) {
+            mgw__jin_path_key(p, sizeof p, path, it->string);
+            mgw__jin_fail(ld, p, "not a parameter of \"%s\"", action_names[t]);
             return -1;
         }
     }
-    path_key(p, sizeof p, path, "type");
+    mgw__jin_path_key(p, sizeof p, path, "type");
     if (check_phase(ld, p, phases, a) < 0)
         return -1;
     if ((it = ITEM(v, "after_ms")) != NULL) {
-        path_key(p, sizeof p, path, "after_ms");
+        mgw__jin_path_key(p, sizeof p, path, "after_ms");
         if (get_ms(ld, it, p, 0, &a->after_ms) < 0)
             return -1;
     }
     if ((it = ITEM(v, "set_state")) != NULL) {
-        path_key(p, sizeof p, path, "set_state");
+        mgw__jin_path_key(p, sizeof p, path, "set_state");
         if (get_name(ld, it, p, &a->set_state) < 0)
             return -1;
     }
@@ -671,55 +486,56 @@ static const char *const match_keys[] = {
     "phase", "msg", "client_id", "conn", "nth", "after_ms", "probability", "state", NULL,
 };
 
-static int parse_phase_name(struct load *ld, const cJSON *v, const char *path, unsigned *phases)
+static int parse_phase_name(struct mgw__jin *ld, const cJSON *v, const char *path, unsigned *phases)
 {
     const char *s;
     int p;
 
-    if (get_string(ld, v, path, &s) < 0)
+    if (mgw__jin_string(ld, v, path, &s) < 0)
         return -1;
     if ((p = mgw_event_phase_parse(s)) < 0) {
-        fail(ld, path,
-             "unknown phase \"%.64s\" (known: accept, hello, version_sent, start_api, ready, "
-             "request)",
-             s);
+        mgw__jin_fail(
+            ld, path,
+            "unknown phase \"%.64s\" (known: accept, hello, version_sent, start_api, ready, "
+            "request)",
+            s);
         return -1;
     }
     if (*phases & PHASE_BIT(p)) {
-        fail(ld, path, "phase \"%s\" given twice", s);
+        mgw__jin_fail(ld, path, "phase \"%s\" given twice", s);
         return -1;
     }
     *phases |= PHASE_BIT(p);
     return 0;
 }
 
-static int parse_phases(struct load *ld, const cJSON *v, const char *path, unsigned *phases)
+static int parse_phases(struct mgw__jin *ld, const cJSON *v, const char *path, unsigned *phases)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     unsigned i = 0;
 
     *phases = 0;
     if (cJSON_IsString(v))
         return parse_phase_name(ld, v, path, phases);
     if (!cJSON_IsArray(v)) {
-        fail(ld, path, "expected a string or an array of strings");
+        mgw__jin_fail(ld, path, "expected a string or an array of strings");
         return -1;
     }
     if (cJSON_GetArraySize(v) == 0) {
-        fail(ld, path, "must not be empty");
+        mgw__jin_fail(ld, path, "must not be empty");
         return -1;
     }
     cJSON_ArrayForEach(it, v)
     {
-        path_index(p, sizeof p, path, i++);
+        mgw__jin_path_index(p, sizeof p, path, i++);
         if (parse_phase_name(ld, it, p, phases) < 0)
             return -1;
     }
     return 0;
 }
 
-static int parse_msg(struct load *ld, const cJSON *v, const char *path, int *msg_id)
+static int parse_msg(struct mgw__jin *ld, const cJSON *v, const char *path, int *msg_id)
 {
     if (cJSON_IsString(v)) {
         for (int id = 0; id <= MAX_MSG_ID; id++) {
@@ -730,19 +546,19 @@ static int parse_msg(struct load *ld, const cJSON *v, const char *path, int *msg
                 return 0;
             }
         }
-        fail(ld, path, "unknown request \"%.64s\"", v->valuestring);
+        mgw__jin_fail(ld, path, "unknown request \"%.64s\"", v->valuestring);
         return -1;
     }
     if (!cJSON_IsNumber(v)) {
-        fail(ld, path, "expected a request name or a message id");
+        mgw__jin_fail(ld, path, "expected a request name or a message id");
         return -1;
     }
     return get_i32(ld, v, path, 0, MAX_MSG_ID, msg_id);
 }
 
-static int parse_conn(struct load *ld, const cJSON *v, const char *path, struct mgw_match *m)
+static int parse_conn(struct mgw__jin *ld, const cJSON *v, const char *path, struct mgw_match *m)
 {
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
 
     if (cJSON_IsNumber(v)) {
         if (get_u64(ld, v, path, 1, MAX_ORDINAL, &m->conn_from) < 0)
@@ -751,89 +567,89 @@ static int parse_conn(struct load *ld, const cJSON *v, const char *path, struct 
         return 0;
     }
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2) {
-        fail(ld, path, "expected an integer or [from, to]");
+        mgw__jin_fail(ld, path, "expected an integer or [from, to]");
         return -1;
     }
-    path_index(p, sizeof p, path, 0);
+    mgw__jin_path_index(p, sizeof p, path, 0);
     if (get_u64(ld, cJSON_GetArrayItem(v, 0), p, 1, MAX_ORDINAL, &m->conn_from) < 0)
         return -1;
-    path_index(p, sizeof p, path, 1);
+    mgw__jin_path_index(p, sizeof p, path, 1);
     if (get_u64(ld, cJSON_GetArrayItem(v, 1), p, 1, MAX_ORDINAL, &m->conn_to) < 0)
         return -1;
     if (m->conn_from > m->conn_to) {
-        fail(ld, path, "from (%llu) is greater than to (%llu)", (unsigned long long)m->conn_from,
-             (unsigned long long)m->conn_to);
+        mgw__jin_fail(ld, path, "from (%llu) is greater than to (%llu)",
+                      (unsigned long long)m->conn_from, (unsigned long long)m->conn_to);
         return -1;
     }
     return 0;
 }
 
-static int parse_match(struct load *ld, const cJSON *v, const char *path, struct mgw_match *m)
+static int parse_match(struct mgw__jin *ld, const cJSON *v, const char *path, struct mgw_match *m)
 {
     static const unsigned knows_client =
         PHASE_BIT(MGW_EV_START_API) | PHASE_BIT(MGW_EV_READY) | PHASE_BIT(MGW_EV_REQUEST);
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
 
-    if (get_object(ld, v, path) < 0 || check_keys(ld, v, path, match_keys) < 0)
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, match_keys) < 0)
         return -1;
     if ((it = ITEM(v, "phase")) != NULL) {
-        path_key(p, sizeof p, path, "phase");
+        mgw__jin_path_key(p, sizeof p, path, "phase");
         if (parse_phases(ld, it, p, &m->phases) < 0)
             return -1;
     }
     if ((it = ITEM(v, "msg")) != NULL) {
-        path_key(p, sizeof p, path, "msg");
+        mgw__jin_path_key(p, sizeof p, path, "msg");
         if (parse_msg(ld, it, p, &m->msg_id) < 0)
             return -1;
         if (m->phases != PHASE_BIT(MGW_EV_REQUEST)) {
-            fail(ld, p, "needs match.phase \"request\" (and no other phase)");
+            mgw__jin_fail(ld, p, "needs match.phase \"request\" (and no other phase)");
             return -1;
         }
     }
     if ((it = ITEM(v, "client_id")) != NULL) {
-        path_key(p, sizeof p, path, "client_id");
+        mgw__jin_path_key(p, sizeof p, path, "client_id");
         m->has_client_id = true;
         if (get_i32(ld, it, p, INT32_MIN, INT32_MAX, &m->client_id) < 0)
             return -1;
         if (m->phases != 0 && (m->phases & knows_client) == 0) {
-            fail(ld, p, "the client id is known from phase \"start_api\" on");
+            mgw__jin_fail(ld, p, "the client id is known from phase \"start_api\" on");
             return -1;
         }
     }
     if ((it = ITEM(v, "conn")) != NULL) {
-        path_key(p, sizeof p, path, "conn");
+        mgw__jin_path_key(p, sizeof p, path, "conn");
         if (parse_conn(ld, it, p, m) < 0)
             return -1;
     }
     if ((it = ITEM(v, "nth")) != NULL) {
-        path_key(p, sizeof p, path, "nth");
+        mgw__jin_path_key(p, sizeof p, path, "nth");
         if (get_u64(ld, it, p, 1, MAX_ORDINAL, &m->nth) < 0)
             return -1;
         if (m->phases != PHASE_BIT(MGW_EV_REQUEST)) {
-            fail(ld, p, "needs match.phase \"request\" (and no other phase)");
+            mgw__jin_fail(ld, p, "needs match.phase \"request\" (and no other phase)");
             return -1;
         }
     }
     if ((it = ITEM(v, "after_ms")) != NULL) {
-        path_key(p, sizeof p, path, "after_ms");
+        mgw__jin_path_key(p, sizeof p, path, "after_ms");
         if (get_ms(ld, it, p, 0, &m->after_ms) < 0)
             return -1;
     }
     if ((it = ITEM(v, "probability")) != NULL) {
-        path_key(p, sizeof p, path, "probability");
+        mgw__jin_path_key(p, sizeof p, path, "probability");
         if (!cJSON_IsNumber(it) || !isfinite(it->valuedouble)) {
-            fail(ld, p, "expected a number");
+            mgw__jin_fail(ld, p, "expected a number");
             return -1;
         }
         if (it->valuedouble < 0.0 || it->valuedouble > 1.0) {
-            fail(ld, p, "must be between 0 and 1");
+            mgw__jin_fail(ld, p, "must be between 0 and 1");
             return -1;
         }
         m->probability = it->valuedouble;
     }
     if ((it = ITEM(v, "state")) != NULL) {
-        path_key(p, sizeof p, path, "state");
+        mgw__jin_path_key(p, sizeof p, path, "state");
         if (get_name(ld, it, p, &m->state) < 0)
             return -1;
     }
@@ -862,27 +678,27 @@ void mgw_rule_free(struct mgw_rule *r)
     free(r);
 }
 
-static int parse_sequence(struct load *ld, const cJSON *v, const char *path, struct mgw_rule *r)
+static int parse_sequence(struct mgw__jin *ld, const cJSON *v, const char *path, struct mgw_rule *r)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     unsigned i = 0, n;
 
-    if (get_array(ld, v, path, MAX_SEQUENCE, "actions", &n) < 0)
+    if (mgw__jin_array(ld, v, path, MAX_SEQUENCE, "actions", &n) < 0)
         return -1;
     if (n == 0) {
-        fail(ld, path, "must not be empty");
+        mgw__jin_fail(ld, path, "must not be empty");
         return -1;
     }
     r->sequence = calloc(n, sizeof *r->sequence);
     if (r->sequence == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     r->n_sequence = n; /* zeroed entries free cleanly if a later one fails */
     cJSON_ArrayForEach(it, v)
     {
-        path_index(p, sizeof p, path, i);
+        mgw__jin_path_index(p, sizeof p, path, i);
         if (parse_action(ld, it, p, r->match.phases, &r->sequence[i]) < 0)
             return -1;
         i++;
@@ -890,70 +706,70 @@ static int parse_sequence(struct load *ld, const cJSON *v, const char *path, str
     return 0;
 }
 
-static struct mgw_rule *parse_rule(struct load *ld, const cJSON *v, const char *path)
+static struct mgw_rule *parse_rule(struct mgw__jin *ld, const cJSON *v, const char *path)
 {
     const cJSON *it, *action, *sequence;
     struct mgw_rule *r;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     uint64_t ignored;
     bool spent;
 
-    if (get_object(ld, v, path) < 0 || check_keys(ld, v, path, rule_keys) < 0)
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, rule_keys) < 0)
         return NULL;
     action = ITEM(v, "action");
     sequence = ITEM(v, "sequence");
     if (action != NULL && sequence != NULL) {
-        fail(ld, path, "give either \"action\" or \"sequence\", not both");
+        mgw__jin_fail(ld, path, "give either \"action\" or \"sequence\", not both");
         return NULL;
     }
     if (action == NULL && sequence == NULL) {
-        fail(ld, path, "missing \"action\" or \"sequence\"");
+        mgw__jin_fail(ld, path, "missing \"action\" or \"sequence\"");
         return NULL;
     }
     r = calloc(1, sizeof *r);
     if (r == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return NULL;
     }
     r->match.msg_id = -1;
     r->match.probability = 1.0;
     r->action.id = -1;
     if ((it = ITEM(v, "name")) != NULL) {
-        path_key(p, sizeof p, path, "name");
+        mgw__jin_path_key(p, sizeof p, path, "name");
         if (get_name(ld, it, p, &r->name) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "match")) != NULL) {
-        path_key(p, sizeof p, path, "match");
+        mgw__jin_path_key(p, sizeof p, path, "match");
         if (parse_match(ld, it, p, &r->match) < 0)
             goto fail;
     }
     if (action != NULL) {
-        path_key(p, sizeof p, path, "action");
+        mgw__jin_path_key(p, sizeof p, path, "action");
         if (parse_action(ld, action, p, r->match.phases, &r->action) < 0)
             goto fail;
     } else {
-        path_key(p, sizeof p, path, "sequence");
+        mgw__jin_path_key(p, sizeof p, path, "sequence");
         if (parse_sequence(ld, sequence, p, r) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "times")) != NULL) {
-        path_key(p, sizeof p, path, "times");
+        mgw__jin_path_key(p, sizeof p, path, "times");
         if (get_u64(ld, it, p, 1, MAX_TIMES, &r->times) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "id")) != NULL) {
-        path_key(p, sizeof p, path, "id");
+        mgw__jin_path_key(p, sizeof p, path, "id");
         if (get_u64(ld, it, p, 0, MAX_ORDINAL, &ignored) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "hits")) != NULL) {
-        path_key(p, sizeof p, path, "hits");
+        mgw__jin_path_key(p, sizeof p, path, "hits");
         if (get_u64(ld, it, p, 0, MAX_ORDINAL, &ignored) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "spent")) != NULL) {
-        path_key(p, sizeof p, path, "spent");
+        mgw__jin_path_key(p, sizeof p, path, "spent");
         if (get_bool(ld, it, p, &spent) < 0)
             goto fail;
     }
@@ -967,7 +783,7 @@ fail:
 struct mgw_rule *mgw_rule_parse(const cJSON *obj, const char *name, const char *path,
                                 struct mgw_err *err)
 {
-    struct load ld = { name, err };
+    struct mgw__jin ld = { name, err };
 
     err->msg[0] = '\0';
     return parse_rule(&ld, obj, path != NULL ? path : "$");
@@ -1287,63 +1103,54 @@ fail:
 }
 
 /* Comma-separated account codes: printable, no spaces, none empty (as --accounts). */
-static int parse_accounts(struct load *ld, const cJSON *v, const char *path, char **out)
+static int parse_accounts(struct mgw__jin *ld, const cJSON *v, const char *path, char **out)
 {
-    const char *s, *c;
+    const char *s, *why;
 
-    if (get_string(ld, v, path, &s) < 0)
+    if (mgw__jin_string(ld, v, path, &s) < 0)
         return -1;
-    if (*s == '\0') {
-        fail(ld, path, "must not be empty");
-        return -1;
-    }
+    /* The length first: an over-long list is refused as such, whatever it holds. */
     if (strlen(s) > MAX_ACCOUNTS) {
-        fail(ld, path, "longer than %u characters", MAX_ACCOUNTS);
+        mgw__jin_fail(ld, path, "longer than %u characters", MAX_ACCOUNTS);
         return -1;
     }
-    for (c = s; *c != '\0'; c++) {
-        if (*c == ',' && (c == s || c[1] == '\0' || c[1] == ',')) {
-            fail(ld, path, "empty account code in the list");
-            return -1;
-        }
-        if ((unsigned char)*c <= ' ' || (unsigned char)*c > '~') {
-            fail(ld, path, "account codes must be printable, without spaces");
-            return -1;
-        }
+    if (!mgw__accounts_valid(s, &why)) {
+        mgw__jin_fail(ld, path, "%s", why);
+        return -1;
     }
     *out = strdup(s);
     if (*out == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     return 0;
 }
 
-static int parse_busy(struct load *ld, const cJSON *v, const char *path,
+static int parse_busy(struct mgw__jin *ld, const cJSON *v, const char *path,
                       struct mgw_script_settings *st)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     unsigned i = 0, n;
     int id;
 
-    if (get_array(ld, v, path, MAX_BUSY, "client ids", &n) < 0)
+    if (mgw__jin_array(ld, v, path, MAX_BUSY, "client ids", &n) < 0)
         return -1;
     if (n == 0)
         return 0;
     st->busy_client_ids = calloc(n, sizeof *st->busy_client_ids);
     if (st->busy_client_ids == NULL) {
-        fail(ld, path, "out of memory");
+        mgw__jin_fail(ld, path, "out of memory");
         return -1;
     }
     cJSON_ArrayForEach(it, v)
     {
-        path_index(p, sizeof p, path, i);
+        mgw__jin_path_index(p, sizeof p, path, i);
         if (get_i32(ld, it, p, INT32_MIN, INT32_MAX, &id) < 0)
             return -1;
         for (unsigned j = 0; j < i; j++) {
             if (st->busy_client_ids[j] == id) {
-                fail(ld, p, "client id %d given twice", id);
+                mgw__jin_fail(ld, p, "client id %d given twice", id);
                 return -1;
             }
         }
@@ -1353,12 +1160,12 @@ static int parse_busy(struct load *ld, const cJSON *v, const char *path,
     return 0;
 }
 
-static int parse_listener(struct load *ld, const cJSON *v, const char *path,
+static int parse_listener(struct mgw__jin *ld, const cJSON *v, const char *path,
                           enum mgw_listener_mode *mode)
 {
     const char *s;
 
-    if (get_string(ld, v, path, &s) < 0)
+    if (mgw__jin_string(ld, v, path, &s) < 0)
         return -1;
     if (strcmp(s, "normal") == 0) {
         *mode = MGW_LISTEN_NORMAL;
@@ -1367,49 +1174,51 @@ static int parse_listener(struct load *ld, const cJSON *v, const char *path,
     } else if (strcmp(s, "blackhole") == 0) {
         *mode = MGW_LISTEN_BLACKHOLE;
     } else {
-        fail(ld, path, "unknown listener mode \"%.64s\" (known: normal, refuse, blackhole)", s);
+        mgw__jin_fail(ld, path,
+                      "unknown listener mode \"%.64s\" (known: normal, refuse, blackhole)", s);
         return -1;
     }
     return 0;
 }
 
-static int parse_restart_every(struct load *ld, const cJSON *v, const char *path,
+static int parse_restart_every(struct mgw__jin *ld, const cJSON *v, const char *path,
                                struct mgw_script_settings *st)
 {
     const cJSON *every, *down;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
 
-    if (get_object(ld, v, path) < 0 || check_keys(ld, v, path, restart_keys) < 0)
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, restart_keys) < 0)
         return -1;
     if ((every = ITEM(v, "every_ms")) == NULL) {
-        fail(ld, path, "missing required key \"every_ms\"");
+        mgw__jin_fail(ld, path, "missing required key \"every_ms\"");
         return -1;
     }
     if ((down = ITEM(v, "down_ms")) == NULL) {
-        fail(ld, path, "missing required key \"down_ms\"");
+        mgw__jin_fail(ld, path, "missing required key \"down_ms\"");
         return -1;
     }
-    path_key(p, sizeof p, path, "every_ms");
+    mgw__jin_path_key(p, sizeof p, path, "every_ms");
     if (get_ms(ld, every, p, 1, &st->restart_every_ms) < 0)
         return -1;
-    path_key(p, sizeof p, path, "down_ms");
+    mgw__jin_path_key(p, sizeof p, path, "down_ms");
     if (get_ms(ld, down, p, 0, &st->restart_down_ms) < 0)
         return -1;
     if (st->restart_down_ms >= st->restart_every_ms) {
-        fail(ld, p, "must be less than every_ms (%llu)", (unsigned long long)st->restart_every_ms);
+        mgw__jin_fail(ld, p, "must be less than every_ms (%llu)",
+                      (unsigned long long)st->restart_every_ms);
         return -1;
     }
     return 0;
 }
 
-static int parse_settings(struct load *ld, const cJSON *v, const char *path,
+static int parse_settings(struct mgw__jin *ld, const cJSON *v, const char *path,
                           struct mgw_script_settings *st)
 {
     const cJSON *it;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
 
-#define KEY(key) ((it = ITEM(v, key)) != NULL && (path_key(p, sizeof p, path, key), true))
-    if (get_object(ld, v, path) < 0 || check_keys(ld, v, path, settings_keys) < 0)
+#define KEY(key) ((it = ITEM(v, key)) != NULL && (mgw__jin_path_key(p, sizeof p, path, key), true))
+    if (mgw__jin_object(ld, v, path) < 0 || mgw__jin_check_keys(ld, v, path, settings_keys) < 0)
         return -1;
     if (KEY("server_version")) {
         if (get_i32(ld, it, p, IBW_MIN_VERSION, IBW_MAX_VERSION, &st->server_version) < 0)
@@ -1460,20 +1269,20 @@ static int parse_settings(struct load *ld, const cJSON *v, const char *path,
 #undef KEY
 }
 
-static struct mgw_script *build(struct load *ld, const cJSON *doc)
+static struct mgw_script *build(struct mgw__jin *ld, const cJSON *doc)
 {
     const cJSON *it, *rules;
     struct mgw_script *s;
-    char p[PATH_CAP];
+    char p[MGW__JIN_PATH_CAP];
     unsigned i = 0, n = 0;
 
-    if (get_object(ld, doc, "$") < 0 || check_keys(ld, doc, "$", top_keys) < 0)
+    if (mgw__jin_object(ld, doc, "$") < 0 || mgw__jin_check_keys(ld, doc, "$", top_keys) < 0)
         return NULL;
     rules = ITEM(doc, "rules");
-    if (rules != NULL && get_array(ld, rules, "$.rules", MAX_RULES, "rules", &n) < 0)
+    if (rules != NULL && mgw__jin_array(ld, rules, "$.rules", MAX_RULES, "rules", &n) < 0)
         return NULL;
     if ((s = mgw_script_new()) == NULL) {
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
         return NULL;
     }
     if ((it = ITEM(doc, "settings")) != NULL &&
@@ -1489,12 +1298,12 @@ static struct mgw_script *build(struct load *ld, const cJSON *doc)
         return s;
     s->rules = calloc(n, sizeof *s->rules);
     if (s->rules == NULL) {
-        fail(ld, "$.rules", "out of memory");
+        mgw__jin_fail(ld, "$.rules", "out of memory");
         goto fail;
     }
     cJSON_ArrayForEach(it, rules)
     {
-        path_index(p, sizeof p, "$.rules", i);
+        mgw__jin_path_index(p, sizeof p, "$.rules", i);
         if ((s->rules[i] = parse_rule(ld, it, p)) == NULL)
             goto fail;
         s->n_rules = ++i;
@@ -1506,137 +1315,30 @@ fail:
     return NULL;
 }
 
-/* Line and column (1-based) of byte offset off. */
-static void line_col(const char *json, size_t off, unsigned *line, unsigned *col)
-{
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off; i++) {
-        if (json[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else {
-            (*col)++;
-        }
-    }
-}
-
 struct mgw_script *mgw_script_parse(const char *json, size_t len, const char *name,
                                     struct mgw_err *err)
 {
-    struct load ld = { name != NULL ? name : "<script>", err };
-    const char *end = NULL;
+    struct mgw__jin ld = { name != NULL ? name : "<script>", err };
     struct mgw_script *s;
-    unsigned line, col;
     cJSON *doc;
 
     err->msg[0] = '\0';
-    if (json == NULL || len == 0) {
-        fail(&ld, NULL, "empty input, expected a JSON object");
+    if ((doc = mgw__jin_parse(&ld, json, len, 0)) == NULL)
         return NULL;
-    }
-    doc = cJSON_ParseWithLengthOpts(json, len, &end, false);
-    if (doc == NULL) {
-        if (end == NULL || end < json || end > json + len) {
-            fail(&ld, NULL, "out of memory or invalid JSON");
-            return NULL;
-        }
-        line_col(json, (size_t)(end - json), &line, &col);
-        fail(&ld, NULL, "invalid JSON at line %u, column %u", line, col);
-        return NULL;
-    }
-    /* Only white space may follow the document. */
-    while (end < json + len && (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
-        end++;
-    if (end < json + len) {
-        line_col(json, (size_t)(end - json), &line, &col);
-        fail(&ld, NULL, "invalid JSON at line %u, column %u: text after the document", line, col);
-        cJSON_Delete(doc);
-        return NULL;
-    }
     s = build(&ld, doc);
     cJSON_Delete(doc);
     return s;
 }
 
-/* Reads path whole (any kind of file, pipes included) into a NUL-terminated heap buffer of at
- * most MAX_FILE bytes. */
-static char *read_file(struct load *ld, const char *path, size_t *len)
-{
-    size_t cap = 0, n = 0, want;
-    char *buf = NULL, *grown;
-    struct stat st;
-    ssize_t got;
-    int fd;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        fail(ld, NULL, "%s", strerror(errno));
-        return NULL;
-    }
-    if (fstat(fd, &st) != 0) {
-        fail(ld, NULL, "%s", strerror(errno));
-        goto fail;
-    }
-    if (S_ISDIR(st.st_mode)) {
-        fail(ld, NULL, "%s", strerror(EISDIR));
-        goto fail;
-    }
-    if (S_ISREG(st.st_mode) && st.st_size > (off_t)MAX_FILE)
-        goto too_large;
-    for (;;) {
-        if (n == cap) {
-            if (cap > MAX_FILE)
-                goto too_large;
-            want = cap == 0 ? 65536 : cap * 2;
-            if (want > MAX_FILE + 1)
-                want = MAX_FILE + 1; /* one byte more tells "too large" from "exactly full" */
-            if ((grown = realloc(buf, want + 1)) == NULL) {
-                fail(ld, NULL, "out of memory");
-                goto fail;
-            }
-            buf = grown;
-            cap = want;
-        }
-        got = read(fd, buf + n, cap - n);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0) {
-            fail(ld, NULL, "%s", strerror(errno));
-            goto fail;
-        }
-        if (got == 0)
-            break;
-        n += (size_t)got;
-    }
-    if (n > MAX_FILE)
-        goto too_large;
-    close(fd);
-    if (buf == NULL && (buf = malloc(1)) == NULL) {
-        fail(ld, NULL, "out of memory");
-        return NULL;
-    }
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-
-too_large:
-    fail(ld, NULL, "file is larger than %u MiB", MAX_FILE >> 20);
-fail:
-    free(buf);
-    close(fd);
-    return NULL;
-}
-
 struct mgw_script *mgw_script_load(const char *path, struct mgw_err *err)
 {
-    struct load ld = { path, err };
+    struct mgw__jin ld = { path, err };
     struct mgw_script *s;
     size_t len;
     char *buf;
 
     err->msg[0] = '\0';
-    if ((buf = read_file(&ld, path, &len)) == NULL)
+    if ((buf = mgw__jin_read_file(&ld, path, MAX_FILE, &len)) == NULL)
         return NULL;
     s = mgw_script_parse(buf, len, path, err);
     free(buf);
@@ -1674,13 +1376,13 @@ static const struct preset {
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
 /* One rule from its JSON text, through the same validation as a script's rules. */
-static struct mgw_rule *preset_rule(struct load *ld, const char *json)
+static struct mgw_rule *preset_rule(struct mgw__jin *ld, const char *json)
 {
     struct mgw_rule *r;
     cJSON *doc = cJSON_Parse(json);
 
     if (doc == NULL) {
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
         return NULL;
     }
     r = parse_rule(ld, doc, "$");
@@ -1689,14 +1391,15 @@ static struct mgw_rule *preset_rule(struct load *ld, const char *json)
 }
 
 /* Appends rules[0..n) to s (taking them over), or frees them all. */
-static int append_rules(struct load *ld, struct mgw_script *s, struct mgw_rule **rules, unsigned n)
+static int append_rules(struct mgw__jin *ld, struct mgw_script *s, struct mgw_rule **rules,
+                        unsigned n)
 {
     struct mgw_rule **grown;
 
     if (s->n_rules + n > MAX_RULES)
-        fail(ld, NULL, "more than %u rules", MAX_RULES);
+        mgw__jin_fail(ld, NULL, "more than %u rules", MAX_RULES);
     else if ((grown = realloc(s->rules, (s->n_rules + n) * sizeof *grown)) == NULL)
-        fail(ld, NULL, "out of memory");
+        mgw__jin_fail(ld, NULL, "out of memory");
     else {
         memcpy(grown + s->n_rules, rules, n * sizeof *rules);
         s->rules = grown;
@@ -1708,19 +1411,19 @@ static int append_rules(struct load *ld, struct mgw_script *s, struct mgw_rule *
     return -1;
 }
 
-static int parse_ms_arg(struct load *ld, const char *arg, const char *what, int64_t lo,
+static int parse_ms_arg(struct mgw__jin *ld, const char *arg, const char *what, int64_t lo,
                         const char *end, uint64_t *out)
 {
     size_t len = end != NULL ? (size_t)(end - arg) : strlen(arg);
 
     if (ibw_parse_u64(arg, len, (uint64_t)lo, MAX_MS, out) < 0) {
-        fail(ld, NULL, "%s must be an integer %lld..%d", what, (long long)lo, MAX_MS);
+        mgw__jin_fail(ld, NULL, "%s must be an integer %lld..%d", what, (long long)lo, MAX_MS);
         return -1;
     }
     return 0;
 }
 
-static int preset_client_ids(struct load *ld, struct mgw_script *s, const struct preset *pr,
+static int preset_client_ids(struct mgw__jin *ld, struct mgw_script *s, const struct preset *pr,
                              const char *arg)
 {
     struct mgw_rule *rules[MAX_PRESET_IDS];
@@ -1732,12 +1435,12 @@ static int preset_client_ids(struct load *ld, struct mgw_script *s, const struct
     for (;;) {
         comma = strchr(p, ',');
         if (n == MAX_PRESET_IDS) {
-            fail(ld, NULL, "more than %u client ids", MAX_PRESET_IDS);
+            mgw__jin_fail(ld, NULL, "more than %u client ids", MAX_PRESET_IDS);
             goto fail;
         }
         if (ibw_parse_i64(p, comma != NULL ? (size_t)(comma - p) : strlen(p), INT32_MIN, INT32_MAX,
                           &id) < 0) {
-            fail(ld, NULL, "client id must be an integer");
+            mgw__jin_fail(ld, NULL, "client id must be an integer");
             goto fail;
         }
         snprintf(json, sizeof json,
@@ -1759,7 +1462,7 @@ fail:
     return -1;
 }
 
-static int apply_preset(struct load *ld, struct mgw_script *s, const struct preset *pr,
+static int apply_preset(struct mgw__jin *ld, struct mgw_script *s, const struct preset *pr,
                         const char *arg)
 {
     struct mgw_rule *r;
@@ -1800,14 +1503,14 @@ static int apply_preset(struct load *ld, struct mgw_script *s, const struct pres
         return 0;
     case P_RESTART:
         if ((colon = strchr(arg, ':')) == NULL) {
-            fail(ld, NULL, "expected %s", pr->usage);
+            mgw__jin_fail(ld, NULL, "expected %s", pr->usage);
             return -1;
         }
         if (parse_ms_arg(ld, arg, "MS", 1, colon, &ms) < 0 ||
             parse_ms_arg(ld, colon + 1, "DOWN_MS", 0, NULL, &down) < 0)
             return -1;
         if (down >= ms) {
-            fail(ld, NULL, "DOWN_MS must be less than MS");
+            mgw__jin_fail(ld, NULL, "DOWN_MS must be less than MS");
             return -1;
         }
         s->settings.restart_every_ms = ms;
@@ -1822,7 +1525,7 @@ static int apply_preset(struct load *ld, struct mgw_script *s, const struct pres
 int mgw_script_add_preset(struct mgw_script *s, const char *preset, struct mgw_err *err)
 {
     char name[128];
-    struct load ld = { name, err };
+    struct mgw__jin ld = { name, err };
     const char *eq = strchr(preset, '='), *arg = eq != NULL ? eq + 1 : NULL;
     size_t len = eq != NULL ? (size_t)(eq - preset) : strlen(preset);
     const struct preset *pr = NULL;
@@ -1834,18 +1537,18 @@ int mgw_script_add_preset(struct mgw_script *s, const char *preset, struct mgw_e
             pr = &presets[i];
     }
     if (pr == NULL) {
-        fail(&ld, NULL,
-             "unknown preset (known: silent, silent-after-handshake, silent-after-ready, "
-             "refuse-client-id=N[,M...], drop-after-ready[=MS], reset-after-ready[=MS], "
-             "half-ready, refuse, blackhole, delay=MS, restart-every=MS:DOWN_MS)");
+        mgw__jin_fail(&ld, NULL,
+                      "unknown preset (known: silent, silent-after-handshake, silent-after-ready, "
+                      "refuse-client-id=N[,M...], drop-after-ready[=MS], reset-after-ready[=MS], "
+                      "half-ready, refuse, blackhole, delay=MS, restart-every=MS:DOWN_MS)");
         return -1;
     }
     if (pr->arg == ARG_NONE && arg != NULL) {
-        fail(&ld, NULL, "takes no value");
+        mgw__jin_fail(&ld, NULL, "takes no value");
         return -1;
     }
     if (pr->arg == ARG_REQUIRED && arg == NULL) {
-        fail(&ld, NULL, "needs a value (%s)", pr->usage);
+        mgw__jin_fail(&ld, NULL, "needs a value (%s)", pr->usage);
         return -1;
     }
     return apply_preset(&ld, s, pr, arg) < 0 ? -1 : 0;

@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 
 #include "ibwire.h"
+#include "input.h"
 #include "server.h"
 #include "strbuf.h"
 
@@ -77,19 +78,6 @@ static int64_t clock_wall(void *clock)
 /* --------------------------------------------------------------------------------------------
  * Configuration
  */
-static bool accounts_valid(const char *a)
-{
-    if (!a || !*a)
-        return false;
-    for (const char *p = a; *p; p++) {
-        if (*p == ',' && (p == a || p[1] == '\0' || p[1] == ','))
-            return false; /* an empty account name */
-        if (*p <= ' ' || *p > '~')
-            return false;
-    }
-    return true;
-}
-
 static int config_check(const struct mgw_config *cfg, struct mgw_err *err)
 {
     if (cfg->server_version < IBW_MIN_VERSION || cfg->server_version > IBW_MAX_VERSION) {
@@ -99,7 +87,7 @@ static int config_check(const struct mgw_config *cfg, struct mgw_err *err)
                  cfg->server_version, IBW_MIN_VERSION, IBW_MAX_VERSION);
         return MGW_ECONFIG;
     }
-    if (!accounts_valid(cfg->accounts)) {
+    if (!mgw__accounts_valid(cfg->accounts, NULL)) {
         snprintf(err->msg, sizeof err->msg,
                  "--accounts \"%s\": expected one or more comma-separated account codes "
                  "(printable, no spaces, none empty)",
@@ -134,18 +122,6 @@ static int config_check(const struct mgw_config *cfg, struct mgw_err *err)
     return 0;
 }
 
-static char *dup_or_null(const char *s, bool *ok)
-{
-    char *d;
-
-    if (!s)
-        return NULL;
-    d = strdup(s);
-    if (!d)
-        *ok = false;
-    return d;
-}
-
 struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
                                   struct mgw_err *err)
 {
@@ -161,11 +137,11 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
     srv->loop = loop;
     srv->cfg = *cfg;
     srv->api_port = srv->admin_port = -1;
-    srv->listen_host = dup_or_null(cfg->listen_host, &ok);
-    srv->admin_host = dup_or_null(cfg->admin_host, &ok);
-    srv->accounts = dup_or_null(cfg->accounts, &ok);
-    srv->log_path = dup_or_null(cfg->log_path, &ok);
-    srv->fixtures_path = dup_or_null(cfg->fixtures_path, &ok);
+    srv->listen_host = mgw_strdup_opt(cfg->listen_host, &ok);
+    srv->admin_host = mgw_strdup_opt(cfg->admin_host, &ok);
+    srv->accounts = mgw_strdup_opt(cfg->accounts, &ok);
+    srv->log_path = mgw_strdup_opt(cfg->log_path, &ok);
+    srv->fixtures_path = mgw_strdup_opt(cfg->fixtures_path, &ok);
     srv->read_buf = malloc(READ_BUF_SIZE);
     if (!ok || !srv->read_buf)
         goto nomem;

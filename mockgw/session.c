@@ -16,12 +16,6 @@
 #define MIN_TIME_GAP_MS   1000u /* TWS >= 10.16 ignores a reqCurrentTime within ~1 s (§5) */
 #define MAX_SUBSCRIPTIONS 10000u
 
-static const char TEXT_326[] =
-    "Unable to connect as the client id is already in use. Retry with a unique client id.";
-static const char TEXT_200[] = "No security definition has been found for the request";
-static const char TEXT_327[] =
-    "Only API connections with clientId set to 0 can set the auto bind TWS orders property.";
-
 /* --------------------------------------------------------------------------------------------
  * Client-id map
  */
@@ -343,7 +337,7 @@ static void refuse_client_id(struct mgw_session *s, const char *held_by)
     s->ctx->counters.refused_client_id++;
     mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "client_id_in_use", "\"held_by\":%s",
                        held_by);
-    send_error(s, -1, 326, TEXT_326);
+    send_error(s, -1, 326, ibw_error_text(326));
     mgw_session_close(s, MGW_CLOSE_FIN, "client id in use (326)");
 }
 
@@ -592,10 +586,9 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     if (!s->half_ready)
         ibw_enc_next_valid_id(&w, s->version, s->next_order_id);
     int64_t now = ctx->wall_ms(ctx->clock);
-    ibw_enc_error(&w, s->version, -1, 2104, "Market data farm connection is OK:usfarm", NULL, now);
-    ibw_enc_error(&w, s->version, -1, 2106, "HMDS data farm connection is OK:ushmds", NULL, now);
-    ibw_enc_error(&w, s->version, -1, 2158, "Sec-def data farm connection is OK:secdefnj", NULL,
-                  now);
+    ibw_enc_error(&w, s->version, -1, 2104, ibw_error_text(2104), NULL, now);
+    ibw_enc_error(&w, s->version, -1, 2106, ibw_error_text(2106), NULL, now);
+    ibw_enc_error(&w, s->version, -1, 2158, ibw_error_text(2158), NULL, now);
     s->phase = MGW_PHASE_READY;
     out_send(s, &w);
     mgw_journal_event(ctx->journal, s->id, client_id, s->half_ready ? "half_ready" : "ready", NULL);
@@ -732,7 +725,7 @@ static void req_auto_open_orders(struct mgw_session *s, struct ibw_reader *r)
     if (!request_ok(s, r, "reqAutoOpenOrders"))
         return;
     if (s->client_id != 0)
-        send_error(s, -1, 327, TEXT_327);
+        send_error(s, -1, 327, ibw_error_text(327));
 }
 
 static void req_completed_orders(struct mgw_session *s, struct ibw_reader *r)
@@ -921,7 +914,7 @@ static void req_contract_details(struct mgw_session *s, struct ibw_reader *r)
         return;
     n = mgw_fixtures_match(s->ctx->fx, &c, found, MAX_MATCHES);
     if (n == 0) {
-        send_error(s, req_id, 200, TEXT_200);
+        send_error(s, req_id, 200, ibw_error_text(200));
         return;
     }
     int64_t now_s = s->ctx->wall_ms(s->ctx->clock) / 1000;
@@ -991,7 +984,7 @@ static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
         return;
     hr.contract = lookup_contract(s, &c);
     if (!hr.contract) {
-        send_error(s, req_id, 200, TEXT_200);
+        send_error(s, req_id, 200, ibw_error_text(200));
         return;
     }
     hr.use_rth = use_rth;
@@ -1011,9 +1004,9 @@ static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
 }
 
 /* A cancel of a streaming request: nothing on success, as TWS does; an id that is not active
- * gets the gateway's error (text_prefix + id). */
+ * gets the gateway's error, whose text ends with the id. */
 static void cancel_subscription(struct mgw_session *s, struct ibw_reader *r, struct mgw_reqset *set,
-                                const char *what, int code, const char *text_prefix)
+                                const char *what, int code)
 {
     char text[96];
     int version = 0, req_id = 0;
@@ -1024,14 +1017,13 @@ static void cancel_subscription(struct mgw_session *s, struct ibw_reader *r, str
         return;
     if (reqset_del(set, req_id))
         return;
-    snprintf(text, sizeof text, "%s%d", text_prefix, req_id);
+    snprintf(text, sizeof text, "%s%d", ibw_error_text(code), req_id);
     send_error(s, req_id, code, text);
 }
 
 static void cancel_historical_data(struct mgw_session *s, struct ibw_reader *r)
 {
-    cancel_subscription(s, r, &s->hist_subs, "cancelHistoricalData", 366,
-                        "No historical data query found for ticker id:");
+    cancel_subscription(s, r, &s->hist_subs, "cancelHistoricalData", 366);
 }
 
 static void req_head_timestamp(struct mgw_session *s, struct ibw_reader *r)
@@ -1054,7 +1046,7 @@ static void req_head_timestamp(struct mgw_session *s, struct ibw_reader *r)
         return;
     fc = lookup_contract(s, &c);
     if (!fc) {
-        send_error(s, req_id, 200, TEXT_200);
+        send_error(s, req_id, 200, ibw_error_text(200));
         return;
     }
     mgw_head_timestamp(fc, format_date, ts, sizeof ts);
@@ -1140,7 +1132,7 @@ static void req_mkt_data(struct mgw_session *s, struct ibw_reader *r)
         return;
     fc = lookup_contract(s, &c);
     if (!fc) {
-        send_error(s, req_id, 200, TEXT_200);
+        send_error(s, req_id, 200, ibw_error_text(200));
         return;
     }
     /* Delayed types get the delayed tick ids, the way TWS answers without a subscription. */
@@ -1178,7 +1170,7 @@ static void req_mkt_data(struct mgw_session *s, struct ibw_reader *r)
 
 static void cancel_mkt_data(struct mgw_session *s, struct ibw_reader *r)
 {
-    cancel_subscription(s, r, &s->mkt_subs, "cancelMktData", 300, "Can't find EId with tickerId:");
+    cancel_subscription(s, r, &s->mkt_subs, "cancelMktData", 300);
 }
 
 /* Requests acknowledged by doing nothing: cancels of subscriptions we do not stream, and

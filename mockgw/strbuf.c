@@ -130,3 +130,15 @@ void mgw_strbuf_json_string(struct mgw_strbuf *b, const char *s, size_t n)
     *o = '\0';
     b->len = (size_t)(o - b->data);
 }
+
+char *mgw_strdup_opt(const char *s, bool *ok)
+{
+    char *d;
+
+    if (!s)
+        return NULL;
+    d = strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}

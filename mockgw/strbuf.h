@@ -6,6 +6,7 @@
 #ifndef MGW_STRBUF_H
 #define MGW_STRBUF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct mgw_strbuf {
@@ -31,5 +32,8 @@ void mgw_strbuf_json_string(struct mgw_strbuf *b, const char *s, size_t n);
  * NUL-terminated, cut before an escape that does not fit. Returns out, so it can sit in an
  * argument list: eventf(..., "\"reason\":\"%s\"", mgw_json_escape(reason, buf, sizeof buf)). */
 const char *mgw_json_escape(const char *s, char *out, size_t cap);
+
+/* strdup(s), NULL for NULL; a failed copy clears *ok (so a run of copies is checked once). */
+char *mgw_strdup_opt(const char *s, bool *ok);
 
 #endif /* MGW_STRBUF_H */

@@ -776,7 +776,7 @@ int mgw_hist_generate(const struct mgw_hist_request *req, struct mgw_hist *out,
     memset(out, 0, sizeof *out);
     memset(rej, 0, sizeof *rej);
     if (c == NULL)
-        return reject(rej, 200, "No security definition has been found for the request");
+        return reject(rej, 200, "%s", ibw_error_text(200));
     if (max > HARD_MAX_BARS)
         max = HARD_MAX_BARS;
     if ((bs = parse_bar_size(req->bar_size)) == NULL)

@@ -203,6 +203,20 @@ const char *ibw_in_name(int id);
 const char *ibw_out_name(int id);
 
 /* ---------------------------------------------------------------------------------------------
+ * Error and notice texts (§5)
+ */
+/* IB's default text for error/notice code ("Market data farm connection is OK:usfarm" for
+ * 2104), or NULL for a code without one. Static storage. Variable parts carry fixed values: farm
+ * names as in the start-up burst, the port of 1300 is 4002, the counts of 100 are a real
+ * capture's. Where IB ends the text with the request id (300, 366:
+ * ibw_error_text_takes_id()), the text stops before it ("Can't find EId with tickerId:") and the
+ * caller appends the id in decimal, with nothing in between. */
+const char *ibw_error_text(int code);
+/* True if IB ends code's text with the request id (see ibw_error_text()); false otherwise,
+ * unknown codes included. */
+bool ibw_error_text_takes_id(int code);
+
+/* ---------------------------------------------------------------------------------------------
  * Decimal integers: the one strict parser of the project (wire fields, CLI flags, admin
  * queries). s[0..len) must be a whole number: an optional '-' (signed only) and one or more ASCII
  * digits, nothing else (no '+', no spaces, not empty), with a value in [min, max].
