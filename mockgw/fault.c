@@ -277,6 +277,7 @@ bool mgw_action_ends_event(enum mgw_action_type t)
     case MGW_ACT_SILENT:
     case MGW_ACT_CLOSE:
     case MGW_ACT_RESET:
+    case MGW_ACT_HALF_CLOSE:
     case MGW_ACT_REFUSE_CLIENT_ID:
     case MGW_ACT_RESTART:
         return true;
@@ -342,8 +343,8 @@ unsigned mgw_faults_eval(struct mgw_faults *f, const struct mgw_event *ev,
          * (after_ms) runs (the caller applies it then). */
         if (a->set_state && a->after_ms == 0)
             mgw_faults_set_state(f, a->set_state);
-        if (a->type == MGW_ACT_NONE)
-            continue;
+        if (a->type == MGW_ACT_NONE && !a->set_state)
+            continue; /* a normal attempt; one that switches the state is still reported */
         hits[n++] = (struct mgw_fault_hit){ r, a, draw };
         if (mgw_action_ends_event(a->type) && a->after_ms == 0)
             break;

@@ -272,3 +272,33 @@ bool mgw__accounts_valid(const char *accounts, const char **why)
         *why = reason;
     return reason == NULL;
 }
+
+int mgw__jin_name(struct mgw__jin *ld, const cJSON *v, const char *path, char **out)
+{
+    const char *s;
+    size_t n;
+
+    if (mgw__jin_string(ld, v, path, &s) < 0)
+        return -1;
+    n = strlen(s);
+    if (n == 0) {
+        mgw__jin_fail(ld, path, "must not be empty");
+        return -1;
+    }
+    if (n > MGW__NAME_MAX) {
+        mgw__jin_fail(ld, path, "longer than %u characters", MGW__NAME_MAX);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
+            mgw__jin_fail(ld, path, "expected printable ASCII text");
+            return -1;
+        }
+    }
+    *out = strdup(s);
+    if (*out == NULL) {
+        mgw__jin_fail(ld, path, "out of memory");
+        return -1;
+    }
+    return 0;
+}

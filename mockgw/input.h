@@ -79,4 +79,8 @@ char *mgw__jin_read_file(struct mgw__jin *in, const char *path, size_t cap, size
  * "account codes must be printable, without spaces". NULL is not valid. */
 bool mgw__accounts_valid(const char *accounts, const char **why);
 
+/* A rule or state name: 1..MGW__NAME_MAX printable ASCII characters. *out is a heap copy. */
+#define MGW__NAME_MAX 128u
+int mgw__jin_name(struct mgw__jin *in, const cJSON *v, const char *path, char **out);
+
 #endif /* MGW_INPUT_H */

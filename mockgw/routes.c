@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "ibwire.h"
+#include "input.h"
 #include "server.h"
 #include "strbuf.h"
 
@@ -209,9 +210,15 @@ static void rules_replace(struct mgw_server *srv, const cJSON *doc, struct mgw_h
         }
         arr = cJSON_GetObjectItemCaseSensitive(doc, "rules");
         state = cJSON_GetObjectItemCaseSensitive(doc, "state");
-        if (state && !cJSON_IsString(state)) {
-            reply_error(resp, 400, "body: $.state: expected a string");
-            return;
+        if (state) {
+            struct mgw__jin in = { "body", &err };
+            char *name = NULL;
+
+            if (mgw__jin_name(&in, state, "$.state", &name) < 0) {
+                reply_error(resp, 400, "%s", err.msg);
+                return;
+            }
+            free(name);
         }
     }
     if (!cJSON_IsArray(arr)) {
@@ -473,9 +480,12 @@ static void route_connection(struct mgw_server *srv, const struct mgw_http_reque
 static void route_state(struct mgw_server *srv, const struct mgw_http_request *req,
                         struct mgw_http_response *resp)
 {
+    struct mgw_err err;
+    struct mgw__jin in = { "body", &err };
     const cJSON *state;
     cJSON *doc, *o;
-    char esc[256];
+    char esc[6 * MGW__NAME_MAX + 1], *name = NULL;
+    int rc;
 
     if (strcmp(req->method, "GET") == 0) {
         o = cJSON_CreateObject();
@@ -490,18 +500,23 @@ static void route_state(struct mgw_server *srv, const struct mgw_http_request *r
     if (!(doc = parse_body(req, resp)))
         return;
     state = cJSON_GetObjectItemCaseSensitive(doc, "state");
-    if (!cJSON_IsObject(doc) || cJSON_GetArraySize(doc) != 1 || !cJSON_IsString(state) ||
-        !*state->valuestring) {
+    if (!cJSON_IsObject(doc) || cJSON_GetArraySize(doc) != 1 || !state) {
         cJSON_Delete(doc);
-        reply_error(resp, 400, "body: expected {\"state\": \"<non-empty name>\"}");
+        reply_error(resp, 400, "body: expected {\"state\": \"<name>\"}");
         return;
     }
-    if (mgw_faults_set_state(srv->faults, state->valuestring) < 0) {
+    if (mgw__jin_name(&in, state, "$.state", &name) < 0) {
         cJSON_Delete(doc);
-        reply_error(resp, 500, "out of memory");
+        reply_error(resp, 400, "%s", err.msg);
         return;
     }
     cJSON_Delete(doc);
+    rc = mgw_faults_set_state(srv->faults, name);
+    free(name);
+    if (rc < 0) {
+        reply_error(resp, 500, "out of memory");
+        return;
+    }
     mgw_journal_eventf(srv->journal, 0, -1, "state", "\"state\":\"%s\"",
                        mgw_json_escape(mgw_faults_state(srv->faults), esc, sizeof esc));
     o = cJSON_CreateObject();
@@ -517,7 +532,9 @@ static void route_reset(struct mgw_server *srv, const struct mgw_http_request *r
         method_not_allowed(resp, req, "POST");
         return;
     }
-    mgw__drop_all(srv, false, "admin: reset");
+    /* At once, no FIN linger: every disconnect is journaled before the journal is cleared. */
+    while (srv->conns)
+        mgw__conn_close_now(srv->conns, "admin: reset");
     if (mgw__arm_script(srv, srv->script) < 0) {
         reply_error(resp, 500, "out of memory");
         return;
@@ -537,6 +554,14 @@ void mgw__admin_route(void *ctx, const struct mgw_http_request *req, struct mgw_
 {
     struct mgw_server *srv = ctx;
     const char *path = req->path;
+    struct mgw_http_request get;
+
+    /* HEAD is GET without the body (the listener drops the body). */
+    if (strcmp(req->method, "HEAD") == 0) {
+        get = *req;
+        get.method = "GET";
+        req = &get;
+    }
 
     if (strcmp(path, "/v1/status") == 0) {
         if (strcmp(req->method, "GET") != 0)

@@ -19,13 +19,13 @@
 #define MAX_THEN       100u
 #define MAX_BUSY       10000u
 #define MAX_PRESET_IDS 100u
-#define MAX_NAME       128u  /* rule names and state names */
-#define MAX_TEXT       1024u /* error texts */
-#define MAX_ACCOUNTS   1024u
-#define MAX_TIMES      1000000000
-#define MAX_ORDINAL    9007199254740991 /* 2^53 - 1: still exact in a JSON number */
-#define MAX_MSG_ID     999
-#define MAX_CODE       99999
+
+#define MAX_TEXT     1024u /* error texts */
+#define MAX_ACCOUNTS 1024u
+#define MAX_TIMES    1000000000
+#define MAX_ORDINAL  9007199254740991 /* 2^53 - 1: still exact in a JSON number */
+#define MAX_MSG_ID   999
+#define MAX_CODE     99999
 
 /* ---------------------------------------------------------------------------------------------
  * Names
@@ -127,37 +127,6 @@ static int get_bool(struct mgw__jin *ld, const cJSON *v, const char *path, bool 
         return -1;
     }
     *out = cJSON_IsTrue(v);
-    return 0;
-}
-
-/* A rule or state name: 1..MAX_NAME printable ASCII characters; *out gets a heap copy. */
-static int get_name(struct mgw__jin *ld, const cJSON *v, const char *path, char **out)
-{
-    const char *s;
-    size_t n;
-
-    if (mgw__jin_string(ld, v, path, &s) < 0)
-        return -1;
-    n = strlen(s);
-    if (n == 0) {
-        mgw__jin_fail(ld, path, "must not be empty");
-        return -1;
-    }
-    if (n > MAX_NAME) {
-        mgw__jin_fail(ld, path, "longer than %u characters", MAX_NAME);
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e) {
-            mgw__jin_fail(ld, path, "expected printable ASCII text");
-            return -1;
-        }
-    }
-    *out = strdup(s);
-    if (*out == NULL) {
-        mgw__jin_fail(ld, path, "out of memory");
-        return -1;
-    }
     return 0;
 }
 
@@ -417,6 +386,16 @@ static int check_phase(struct mgw__jin *ld, const char *type_path, unsigned phas
             return -1;
         }
         return 0;
+    case MGW_ACT_ERROR:
+        /* Before the handshake there is no version to lay the frame out by. A rule without
+         * a phase (every event) is allowed: mockgw skips the accept event (fault_skipped). */
+        if (phases & PHASE_BIT(MGW_EV_ACCEPT)) {
+            mgw__jin_fail(ld, type_path,
+                          "\"error\" cannot be sent at phase \"accept\" (no version "
+                          "negotiated yet); use \"hello\" or later");
+            return -1;
+        }
+        return 0;
     case MGW_ACT_IGNORE:
         if (phases != PHASE_BIT(MGW_EV_REQUEST)) {
             mgw__jin_fail(ld, type_path,
@@ -473,7 +452,7 @@ static int parse_action(struct mgw__jin *ld, const cJSON *v, const char *path, u
     }
     if ((it = ITEM(v, "set_state")) != NULL) {
         mgw__jin_path_key(p, sizeof p, path, "set_state");
-        if (get_name(ld, it, p, &a->set_state) < 0)
+        if (mgw__jin_name(ld, it, p, &a->set_state) < 0)
             return -1;
     }
     return parse_params(ld, v, path, a);
@@ -650,7 +629,7 @@ static int parse_match(struct mgw__jin *ld, const cJSON *v, const char *path, st
     }
     if ((it = ITEM(v, "state")) != NULL) {
         mgw__jin_path_key(p, sizeof p, path, "state");
-        if (get_name(ld, it, p, &m->state) < 0)
+        if (mgw__jin_name(ld, it, p, &m->state) < 0)
             return -1;
     }
     return 0;
@@ -736,7 +715,7 @@ static struct mgw_rule *parse_rule(struct mgw__jin *ld, const cJSON *v, const ch
     r->action.id = -1;
     if ((it = ITEM(v, "name")) != NULL) {
         mgw__jin_path_key(p, sizeof p, path, "name");
-        if (get_name(ld, it, p, &r->name) < 0)
+        if (mgw__jin_name(ld, it, p, &r->name) < 0)
             goto fail;
     }
     if ((it = ITEM(v, "match")) != NULL) {
@@ -1291,7 +1270,7 @@ static struct mgw_script *build(struct mgw__jin *ld, const cJSON *doc)
     if ((it = ITEM(doc, "state")) != NULL) {
         free(s->state);
         s->state = NULL;
-        if (get_name(ld, it, "$.state", &s->state) < 0)
+        if (mgw__jin_name(ld, it, "$.state", &s->state) < 0)
             goto fail;
     }
     if (n == 0)

@@ -185,6 +185,9 @@ void mgw_server_free(struct mgw_server *srv)
     if (!srv)
         return;
     mgw_ctx_free(&srv->ctx);
+    for (unsigned i = 0; i < srv->n_sched; i++)
+        mgw_action_clear(&srv->sched[i].action);
+    free(srv->sched);
     mgw_faults_free(srv->faults);
     mgw_script_free(srv->script);
     mgw_journal_free(srv->journal);
@@ -349,8 +352,9 @@ static bool pipeline_active(const struct conn *c)
 {
     const struct conn_faults *f = c->faults;
 
-    return f && (f->len > 0 || f->held || f->delay_until_ms > uv_now(c->srv->loop) ||
-                 f->slice > 0 || f->bytes_per_s > 0 || f->limit >= 0 || f->truncate >= 0);
+    return f &&
+           (f->len > 0 || f->held || f->delay_until_ms > uv_now(c->srv->loop) || f->slice > 0 ||
+            f->bytes_per_s > 0 || f->limit >= 0 || f->truncate >= 0 || f->truncate_half);
 }
 
 static void on_out_timer(uv_timer_t *t);
@@ -557,6 +561,14 @@ void mgw__conn_close(struct conn *c, bool reset, const char *reason)
     }
 }
 
+void mgw__conn_close_now(struct conn *c, const char *reason)
+{
+    if (c->s.phase != MGW_PHASE_CLOSED)
+        c->s.last_phase = c->s.phase;
+    c->s.phase = MGW_PHASE_CLOSED;
+    conn_close_handles(c, reason);
+}
+
 void mgw__conn_silence(struct conn *c)
 {
     c->s.silent = true;
@@ -575,7 +587,8 @@ void mgw__conn_release(struct conn *c)
 /* --------------------------------------------------------------------------------------------
  * Faults on the transport, and scheduled actions
  */
-static void schedule(struct conn *c, const struct mgw_action *a, enum mgw_event_phase phase)
+static void schedule(struct conn *c, const struct mgw_action *a, enum mgw_event_phase phase,
+                     int req_id)
 {
     struct conn_faults *f = conn_faults_get(c);
     struct scheduled *sc;
@@ -598,6 +611,7 @@ static void schedule(struct conn *c, const struct mgw_action *a, enum mgw_event_
     sc->action.after_ms = 0;
     sc->due_ms = due;
     sc->phase = phase;
+    sc->req_id = req_id;
     f->n_sched++;
     first = due;
     for (unsigned i = 0; i < f->n_sched; i++)
@@ -624,14 +638,14 @@ static void on_sched_timer(uv_timer_t *t)
                            "\"action\":\"%s\",\"phase\":\"%s\"", mgw_action_name(sc.action.type),
                            mgw_event_phase_name(sc.phase));
         if (sc.action.set_state) {
-            char esc[256];
+            char esc[6 * 128 + 1];
 
             mgw_faults_set_state(c->srv->faults, sc.action.set_state);
             mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "state",
                                "\"state\":\"%s\",\"why\":\"rule\"",
                                mgw_json_escape(sc.action.set_state, esc, sizeof esc));
         }
-        mgw_session_apply(&c->s, &sc.action, sc.phase, -1);
+        mgw_session_apply(&c->s, &sc.action, sc.phase, sc.req_id);
         mgw_action_clear(&sc.action);
         i = 0; /* the list may have changed */
         next = UINT64_MAX;
@@ -640,7 +654,11 @@ static void on_sched_timer(uv_timer_t *t)
         uv_timer_start(&f->sched_timer, on_sched_timer, next - now, 0);
 }
 
-static void conn_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase)
+static void server_schedule(struct mgw_server *srv, const struct mgw_action *a,
+                            enum mgw_event_phase phase);
+
+static void conn_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase,
+                       int req_id)
 {
     struct conn *c = data;
     struct mgw_server *srv = c->srv;
@@ -649,7 +667,10 @@ static void conn_fault(void *data, const struct mgw_action *a, enum mgw_event_ph
     if (c->closing)
         return;
     if (a->after_ms > 0) {
-        schedule(c, a, phase);
+        if (mgw_action_is_listener(a->type)) /* it outlives the connection */
+            server_schedule(srv, a, phase);
+        else
+            schedule(c, a, phase, req_id);
         return;
     }
     switch (a->type) {
@@ -802,6 +823,21 @@ static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
 /* --------------------------------------------------------------------------------------------
  * Accepting
  */
+/* Starts serving an accepted connection: the handshake deadline, reading, the accept event. */
+static void conn_start(struct conn *c)
+{
+    c->accept_wait = false;
+    uv_timer_start(&c->timer, on_handshake_timeout, c->srv->cfg.hello_timeout_ms, 0);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    /* The accept event: a rule may silence, delay or drop the connection before any byte. */
+    mgw_session_accept(&c->s);
+}
+
+static void on_accept_wait(uv_timer_t *t)
+{
+    conn_start(t->data);
+}
+
 static void accept_one(struct mgw_server *srv)
 {
     struct conn *c;
@@ -841,18 +877,14 @@ static void accept_one(struct mgw_server *srv)
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
-    uv_timer_start(&c->timer, on_handshake_timeout, srv->cfg.hello_timeout_ms, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
-    /* The accept event: a rule may silence, delay or drop the connection before any byte. */
-    mgw_session_accept(&c->s);
-}
-
-static void on_accept_timer(uv_timer_t *t)
-{
-    struct mgw_server *srv = t->data;
-
-    if (srv->accept_pending && srv->listener && srv->listen_mode == MGW_LISTEN_NORMAL)
-        accept_one(srv);
+    if (srv->accept_delay_ms > 0) {
+        /* The connection waits as if it were still in the backlog (the client is connected
+         * either way: the kernel completed the handshake); each waits on its own timer. */
+        c->accept_wait = true;
+        uv_timer_start(&c->timer, on_accept_wait, srv->accept_delay_ms, 0);
+        return;
+    }
+    conn_start(c);
 }
 
 static void on_connection(uv_stream_t *listener, int status)
@@ -866,10 +898,6 @@ static void on_connection(uv_stream_t *listener, int status)
     srv->accept_pending = true;
     if (srv->listen_mode == MGW_LISTEN_BLACKHOLE)
         return;
-    if (srv->accept_delay_ms > 0) {
-        uv_timer_start(&srv->accept_timer, on_accept_timer, srv->accept_delay_ms, 0);
-        return;
-    }
     accept_one(srv);
 }
 
@@ -951,8 +979,8 @@ int mgw__listener_set(struct mgw_server *srv, enum mgw_listener_mode mode, const
     } else {
         if (!srv->restarting)
             rc = listener_open(srv, srv->api_port);
-        if (rc == 0 && mode == MGW_LISTEN_NORMAL && srv->accept_pending)
-            on_accept_timer(&srv->accept_timer); /* take the connection libuv holds */
+        if (rc == 0 && mode == MGW_LISTEN_NORMAL && srv->accept_pending && srv->listener)
+            accept_one(srv); /* take the connection libuv holds */
     }
     if (rc < 0)
         mgw_journal_eventf(srv->journal, 0, -1, "listener",
@@ -980,12 +1008,11 @@ static void on_restart_done(uv_timer_t *t)
     int rc;
 
     srv->restarting = false;
-    rc = listener_open(srv, srv->api_port);
+    /* A refuse ordered during the down time stands; anything else listens again. */
+    rc = srv->listen_mode == MGW_LISTEN_REFUSE ? 0 : listener_open(srv, srv->api_port);
     mgw_journal_eventf(srv->journal, 0, -1, "restarted", "\"listening\":%s%s%s%s",
-                       rc == 0 ? "true" : "false", rc == 0 ? "" : ",\"error\":\"",
+                       rc == 0 && srv->listener ? "true" : "false", rc == 0 ? "" : ",\"error\":\"",
                        rc == 0 ? "" : uv_err_name(rc), rc == 0 ? "" : "\"");
-    if (rc == 0 && srv->listen_mode == MGW_LISTEN_REFUSE)
-        srv->listen_mode = MGW_LISTEN_NORMAL;
 }
 
 void mgw__restart(struct mgw_server *srv, uint64_t down_ms, bool reset, const char *why)
@@ -1000,6 +1027,70 @@ void mgw__restart(struct mgw_server *srv, uint64_t down_ms, bool reset, const ch
     listener_close(srv);
     srv->restarting = true;
     uv_timer_start(&srv->restart_timer, on_restart_done, down_ms, 0);
+}
+
+static void on_server_sched(uv_timer_t *t)
+{
+    struct mgw_server *srv = t->data;
+    uint64_t now = uv_now(srv->loop), next = UINT64_MAX;
+
+    for (unsigned i = 0; i < srv->n_sched && !srv->stopping;) {
+        struct scheduled sc = srv->sched[i];
+
+        if (sc.due_ms > now) {
+            next = sc.due_ms < next ? sc.due_ms : next;
+            i++;
+            continue;
+        }
+        srv->sched[i] = srv->sched[--srv->n_sched];
+        mgw_journal_eventf(srv->journal, 0, -1, "fault_applied",
+                           "\"action\":\"%s\",\"phase\":\"%s\"", mgw_action_name(sc.action.type),
+                           mgw_event_phase_name(sc.phase));
+        if (sc.action.set_state)
+            mgw_faults_set_state(srv->faults, sc.action.set_state);
+        if (sc.action.type == MGW_ACT_RESTART)
+            mgw__restart(srv, sc.action.down_ms, sc.action.reset, "fault");
+        else
+            mgw__listener_set(srv,
+                              sc.action.type == MGW_ACT_REFUSE      ? MGW_LISTEN_REFUSE
+                              : sc.action.type == MGW_ACT_BLACKHOLE ? MGW_LISTEN_BLACKHOLE
+                                                                    : MGW_LISTEN_NORMAL,
+                              "fault");
+        mgw_action_clear(&sc.action);
+        i = 0;
+        next = UINT64_MAX;
+    }
+    if (!srv->stopping && next != UINT64_MAX)
+        uv_timer_start(&srv->sched_timer, on_server_sched, next - now, 0);
+}
+
+/* A listener action with after_ms: kept by the server, not by the connection that fired it. */
+static void server_schedule(struct mgw_server *srv, const struct mgw_action *a,
+                            enum mgw_event_phase phase)
+{
+    struct scheduled *sc;
+    uint64_t due = uv_now(srv->loop) + a->after_ms, first = due;
+
+    if (srv->n_sched == srv->cap_sched) {
+        unsigned cap = srv->cap_sched ? srv->cap_sched * 2 : 4;
+        struct scheduled *p = realloc(srv->sched, cap * sizeof *p);
+
+        if (!p)
+            return;
+        srv->sched = p;
+        srv->cap_sched = cap;
+    }
+    sc = &srv->sched[srv->n_sched];
+    if (mgw_action_copy(&sc->action, a) < 0)
+        return;
+    sc->action.after_ms = 0;
+    sc->due_ms = due;
+    sc->phase = phase;
+    sc->req_id = -1;
+    srv->n_sched++;
+    for (unsigned i = 0; i < srv->n_sched; i++)
+        first = srv->sched[i].due_ms < first ? srv->sched[i].due_ms : first;
+    uv_timer_start(&srv->sched_timer, on_server_sched, first - uv_now(srv->loop), 0);
 }
 
 static void on_every_timer(uv_timer_t *t)
@@ -1064,10 +1155,10 @@ int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
                  srv->cfg.listen_host, srv->cfg.listen_port);
         return MGW_ECONFIG;
     }
-    uv_timer_init(srv->loop, &srv->accept_timer);
+    uv_timer_init(srv->loop, &srv->sched_timer);
     uv_timer_init(srv->loop, &srv->restart_timer);
     uv_timer_init(srv->loop, &srv->every_timer);
-    srv->accept_timer.data = srv->restart_timer.data = srv->every_timer.data = srv;
+    srv->sched_timer.data = srv->restart_timer.data = srv->every_timer.data = srv;
     srv->timers_init = true;
     /* Bound even when the script starts refusing: the port must be known and reserved. */
     rc = listener_open(srv, srv->cfg.listen_port);
@@ -1183,7 +1274,7 @@ int mgw_server_stop(struct mgw_server *srv, mgw_stopped_cb cb, void *data)
     listener_close(srv);
     if (srv->timers_init) {
         srv->pending_closes += 3;
-        uv_close((uv_handle_t *)&srv->accept_timer, on_server_timer_closed);
+        uv_close((uv_handle_t *)&srv->sched_timer, on_server_timer_closed);
         uv_close((uv_handle_t *)&srv->restart_timer, on_server_timer_closed);
         uv_close((uv_handle_t *)&srv->every_timer, on_server_timer_closed);
     }

@@ -20,6 +20,7 @@
 struct scheduled {
     uint64_t due_ms; /* uv_now() */
     enum mgw_event_phase phase;
+    int req_id;               /* the request's id at phase request, else -1 */
     struct mgw_action action; /* our own deep copy, after_ms 0 */
 };
 
@@ -56,6 +57,7 @@ struct conn {
     int open_handles;
     bool closing;     /* handles are being closed */
     bool draining;    /* FIN requested: waiting for the shutdown to complete */
+    bool accept_wait; /* accept_delay_ms: accepted, not read from yet */
     bool half_closed; /* FIN sent by a half_close fault; still reading */
     const char *end_reason;
 };
@@ -74,9 +76,11 @@ struct mgw_server {
     int api_port;
     int admin_port;
     enum mgw_listener_mode listen_mode;
-    bool accept_pending; /* libuv holds a connection we have not accepted (blackhole, delay) */
+    bool accept_pending; /* libuv holds a connection we have not accepted (blackhole) */
     uint64_t accept_delay_ms;
-    uv_timer_t accept_timer;  /* accept_delay */
+    uv_timer_t sched_timer;  /* scheduled listener actions (they outlive the connection) */
+    struct scheduled *sched; /* ... and their list */
+    unsigned n_sched, cap_sched;
     uv_timer_t restart_timer; /* the end of a restart's down time */
     uv_timer_t every_timer;   /* restart_every */
     uint64_t restart_every_ms, restart_down_ms;
@@ -110,6 +114,8 @@ void mgw__restart(struct mgw_server *srv, uint64_t down_ms, bool reset, const ch
 /* Connection operations for the admin API. */
 struct conn *mgw__conn_find(struct mgw_server *srv, uint64_t id);
 void mgw__conn_close(struct conn *c, bool reset, const char *reason);
+/* Closes at once, no FIN linger (POST /v1/reset): journaled before the call returns. */
+void mgw__conn_close_now(struct conn *c, const char *reason);
 void mgw__conn_silence(struct conn *c);
 void mgw__conn_release(struct conn *c);
 

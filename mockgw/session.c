@@ -346,17 +346,23 @@ bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
 {
     if (s->phase == MGW_PHASE_CLOSED)
         return true;
-    s->ctx->counters.faults++;
+    if (a->type != MGW_ACT_NONE)
+        s->ctx->counters.faults++;
     switch (a->type) {
     case MGW_ACT_NONE:
         return false;
     case MGW_ACT_SILENT:
         s->silent = true;
-        s->io->fault(s->io_data, a, phase); /* the server stops reading */
+        s->io->fault(s->io_data, a, phase, req_id); /* the server stops reading */
         return true;
     case MGW_ACT_IGNORE:
         return phase == MGW_EV_REQUEST;
     case MGW_ACT_ERROR:
+        if (s->version == 0) { /* before the handshake there is no layout to send it in */
+            mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "fault_skipped",
+                               "\"action\":\"error\",\"why\":\"no version negotiated yet\"");
+            return false;
+        }
         send_error(s,
                    a->id != -1               ? a->id
                    : phase == MGW_EV_REQUEST ? req_id
@@ -373,7 +379,7 @@ bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
             if (notice.after_ms == 0)
                 send_error(s, notice.id, notice.code, notice.text ? notice.text : "");
             else
-                s->io->fault(s->io_data, &notice, phase); /* the server keeps a copy */
+                s->io->fault(s->io_data, &notice, phase, req_id); /* the server keeps a copy */
         }
         return phase == MGW_EV_REQUEST;
     case MGW_ACT_REFUSE_CLIENT_ID:
@@ -393,7 +399,7 @@ bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
         return false;
     }
     default:
-        s->io->fault(s->io_data, a, phase);
+        s->io->fault(s->io_data, a, phase, req_id);
         return mgw_action_ends_event(a->type);
     }
 }
@@ -446,14 +452,14 @@ static bool fault_point(struct mgw_session *s, enum mgw_event_phase phase, int m
 
         journal_fault(s, &hits[i], phase);
         if (a->set_state && a->after_ms == 0) {
-            char esc[256];
+            char esc[6 * 128 + 1];
 
             mgw_journal_eventf(ctx->journal, s->id, s->client_id, "state",
                                "\"state\":\"%s\",\"why\":\"rule\"",
                                mgw_json_escape(a->set_state, esc, sizeof esc));
         }
         if (a->after_ms > 0) {
-            s->io->fault(s->io_data, a, phase); /* scheduled by the server */
+            s->io->fault(s->io_data, a, phase, req_id); /* scheduled by the server */
             continue;
         }
         if (a->type == MGW_ACT_ERROR && phase != MGW_EV_REQUEST) {

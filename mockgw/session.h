@@ -99,7 +99,8 @@ struct mgw_session_io {
     /* Carry out an action the session cannot: transport shaping (delay, slice, ...), close,
      * reset, listener actions, and any action with after_ms > 0 (the server schedules it and
      * later calls mgw_session_apply() with a copy whose after_ms is 0). */
-    void (*fault)(void *io_data, const struct mgw_action *a, enum mgw_event_phase phase);
+    void (*fault)(void *io_data, const struct mgw_action *a, enum mgw_event_phase phase,
+                  int req_id);
 };
 
 /* A small set of request ids (active streaming subscriptions). */

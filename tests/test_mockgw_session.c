@@ -62,11 +62,13 @@ static void peer_close(void *data, enum mgw_close_how how)
     p->how = how;
 }
 
-static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase)
+static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase,
+                       int req_id)
 {
     struct peer *p = data;
 
     (void)phase;
+    (void)req_id;
     p->faults++;
     p->last_fault = a->type;
 }
