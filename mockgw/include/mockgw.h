@@ -44,23 +44,23 @@ struct mgw_script; /* a loaded fault script (private: mockgw/fault.h) */
 
 /* Gateway behaviour; mgw_config_init() sets the documented defaults. */
 struct mgw_config {
-    const char *listen_host;    /* "127.0.0.1" */
-    int listen_port;            /* 4002; 0 picks a free port */
-    const char *admin_host;     /* "127.0.0.1"; NULL with admin_enabled false = no admin */
-    int admin_port;             /* 4080; 0 picks a free port */
-    bool admin_enabled;         /* true */
-    int server_version;         /* highest version offered, IBW_MIN_VERSION..IBW_MAX_VERSION */
-    const char *accounts;       /* "DU1234567": comma-separated managed accounts */
-    uint64_t seed;              /* drives every synthetic value and random choice */
-    const char *log_path;       /* JSON-lines log: a path, "-" for stdout, NULL for none */
-    const char *fixtures_path;  /* NULL: the built-in fixture table */
-    int next_valid_id;          /* first nextValidId handed out (1) */
-    int max_clients;            /* 32; 0 = unlimited (real-gateway rule) */
-    bool unique_client_ids;     /* true: a second live connection with an id gets 326 */
-    bool pace_current_time;     /* true: reqCurrentTime answered at most once per second */
-    uint64_t hello_timeout_ms;  /* close a connection that sends no complete handshake (30 s) */
-    size_t max_out_buffer;      /* bytes queued for a client that does not read (4 MiB) */
-    size_t max_in_frame;        /* largest request payload accepted (1 MiB) */
+    const char *listen_host;   /* "127.0.0.1" */
+    int listen_port;           /* 4002; 0 picks a free port */
+    const char *admin_host;    /* "127.0.0.1"; NULL with admin_enabled false = no admin */
+    int admin_port;            /* 4080; 0 picks a free port */
+    bool admin_enabled;        /* true */
+    int server_version;        /* highest version offered, IBW_MIN_VERSION..IBW_MAX_VERSION */
+    const char *accounts;      /* "DU1234567": comma-separated managed accounts */
+    uint64_t seed;             /* drives every synthetic value and random choice */
+    const char *log_path;      /* JSON-lines log: a path, "-" for stdout, NULL for none */
+    const char *fixtures_path; /* NULL: the built-in fixture table */
+    int next_valid_id;         /* first nextValidId handed out (1) */
+    int max_clients;           /* 32; 0 = unlimited (real-gateway rule) */
+    bool unique_client_ids;    /* true: a second live connection with an id gets 326 */
+    bool pace_current_time;    /* true: reqCurrentTime answered at most once per second */
+    uint64_t hello_timeout_ms; /* close a connection that sends no complete handshake (30 s) */
+    size_t max_out_buffer;     /* bytes queued for a client that does not read (4 MiB) */
+    size_t max_in_frame;       /* largest request payload accepted (1 MiB) */
     const struct mgw_script *script; /* rules and settings armed at start; NULL = none.
                                       * The server keeps its own copy (POST /v1/reset). */
 };
