@@ -88,11 +88,20 @@ static unsigned phase_mask(const struct mgw_rule *r)
     return r->match.phases ? r->match.phases : ALL_PHASES;
 }
 
+/* Comparing state names once per state change, not once per rule per event, keeps armed
+ * rules cheap on the hot path. */
+static void restate(const struct mgw_faults *f, struct mgw_rule *r)
+{
+    r->in_state = !r->match.state || strcmp(r->match.state, f->state) == 0;
+}
+
 static void rewatch(struct mgw_faults *f)
 {
     f->watched = 0;
-    for (unsigned i = 0; i < f->n; i++)
+    for (unsigned i = 0; i < f->n; i++) {
         f->watched |= phase_mask(f->rules[i]);
+        restate(f, f->rules[i]);
+    }
 }
 
 struct mgw_faults *mgw_faults_new(uint64_t seed)
@@ -159,6 +168,7 @@ int mgw_faults_add(struct mgw_faults *f, struct mgw_rule *rule)
     }
     rule->id = f->next_id++;
     rule->hits = 0;
+    restate(f, rule);
     f->rules[f->n++] = rule;
     f->watched |= phase_mask(rule);
     return 0;
@@ -263,6 +273,8 @@ int mgw_faults_set_state(struct mgw_faults *f, const char *state)
         return -ENOMEM;
     free(f->state);
     f->state = copy;
+    for (unsigned i = 0; i < f->n; i++)
+        restate(f, f->rules[i]);
     return 0;
 }
 
@@ -294,12 +306,11 @@ static bool spent(const struct mgw_rule *r)
     return r->n_sequence > 0 && r->hits >= r->n_sequence;
 }
 
-static bool matches(const struct mgw_faults *f, const struct mgw_rule *r,
-                    const struct mgw_event *ev)
+static bool matches(const struct mgw_rule *r, const struct mgw_event *ev)
 {
     const struct mgw_match *m = &r->match;
 
-    if (!(phase_mask(r) & (1u << ev->phase)))
+    if (!r->in_state)
         return false;
     if (m->msg_id >= 0 && m->msg_id != ev->msg_id)
         return false;
@@ -310,8 +321,6 @@ static bool matches(const struct mgw_faults *f, const struct mgw_rule *r,
     if (m->nth && m->nth != ev->nth)
         return false;
     if (ev->since_accept_ms < m->after_ms)
-        return false;
-    if (m->state && strcmp(m->state, f->state) != 0)
         return false;
     return true;
 }
@@ -328,7 +337,7 @@ unsigned mgw_faults_eval(struct mgw_faults *f, const struct mgw_event *ev,
         const struct mgw_action *a;
         double draw = -1;
 
-        if (spent(r) || !matches(f, r, ev))
+        if (!(phase_mask(r) & (1u << ev->phase)) || spent(r) || !matches(r, ev))
             continue;
         /* Only rules that need a draw make one, so adding a deterministic rule never shifts
          * the random choices of the others. */

@@ -118,6 +118,7 @@ struct mgw_rule {
     unsigned n_sequence;
     uint64_t times; /* 0 = unlimited */
     uint64_t hits;  /* how many times it fired */
+    bool in_state;  /* the engine's cache: match.state holds in its current state */
 };
 
 void mgw_rule_free(struct mgw_rule *r);

@@ -8,6 +8,9 @@
  *   churn   16 connections, each looping connect, handshake, START_API, 5 reqIds, close
  *   rtt     reqIds -> nextValidId round trips, one outstanding per connection, on 1 and 32
  *   mass    N handshaken clients at once (at most 512 connecting), then the servers' RSS
+ *   faults  churn, rtt-1 and rtt-32 against the reference and three more mockgw processes: no
+ *           script, 100 armed rules that never fire, and 100 of which the last fires on every
+ *           reqIds: the cost of the fault engine (see bench_faults)
  * A churn or rtt measurement is split into rounds alternating reference and mockgw (the table
  * shows the median round), and the client and the servers are pinned to two different CPUs:
  * on a small shared machine both matter more than anything the servers do.
@@ -28,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <uv.h>
@@ -58,6 +62,9 @@
 #define CONN_TIME         "20240115 10:15:30 EST"
 #define MASS_RSS_MAX_MIB  64.0
 #define MIB               (1024.0 * 1024.0)
+#define FAULT_RULES       100u /* armed rules in the faults measurement */
+#define FAULT_SHARE_NUM   2u   /* in the default run, faults get 2/5 of --duration-s per server */
+#define FAULT_SHARE_DEN   5u   /* and workload: about 25 s for 4 servers x 3 workloads */
 
 /* ---------------------------------------------------------------------------------------------
  * Shared by both sides: the read buffer, buffered frame input, writes
@@ -528,6 +535,39 @@ struct run {
 
 enum target { T_NONE, T_RATIO_MIN, T_RATIO_MAX, T_MGW_MAX };
 
+/* The servers of the faults measurement, in the order of the table. */
+enum fault_srv { FS_REF, FS_NONE, FS_RULES, FS_FIRES, FS_COUNT };
+
+static const char *const FS_NAMES[FS_COUNT] = {
+    [FS_REF] = "reference",
+    [FS_NONE] = "mockgw no rules",
+    [FS_RULES] = "mockgw 100 rules",
+    [FS_FIRES] = "mockgw 100 rules, 1 fires",
+};
+static const char *const FS_KEYS[FS_COUNT] = {
+    [FS_REF] = "reference",
+    [FS_NONE] = "no_rules",
+    [FS_RULES] = "rules_100",
+    [FS_FIRES] = "rules_100_one_firing",
+};
+/* What each one is compared with, and the lowest throughput ratio the issue allows (0: none).
+ * FS_NONE against the reference: the engine with no rules is one bitmask test per event
+ * (mgw_faults_watch, before any event is built), too small to measure on its own, so "costs
+ * <= 5 %" is read as "mockgw with the engine idle stays within 5 % of the loopback limit", a
+ * bound on all of mockgw's overhead and hence on the engine's. */
+static const int FS_BASE[FS_COUNT] = {
+    [FS_REF] = -1, [FS_NONE] = FS_REF, [FS_RULES] = FS_NONE, [FS_FIRES] = FS_NONE
+};
+static const double FS_LIMIT[FS_COUNT] = { [FS_NONE] = 0.95, [FS_RULES] = 0.85 };
+
+/* One line of the faults table: one server on one workload. */
+struct frow {
+    const char *workload;
+    enum fault_srv srv;
+    double rate, cpu_us;           /* median round (ops/s), server CPU us per op */
+    double base_rate, base_cpu_us; /* the same for FS_BASE[srv]; 0 for the reference */
+};
+
 struct row {
     const char *workload;
     const char *metric; /* for the table */
@@ -558,6 +598,13 @@ struct bench {
     bool has_failed;
     struct row rows[24];
     unsigned n_rows;
+
+    /* faults */
+    struct server flt[FS_COUNT - 1]; /* mockgw with no rules, 100 rules, 1 firing */
+    char fault_scripts[2][64];       /* their temporary --script files, "" once deleted */
+    uint64_t fault_window_ms;        /* one round against one server */
+    struct frow frows[3 * FS_COUNT];
+    unsigned n_frows;
 };
 
 static uint8_t hello_bytes[64], req_ids_bytes[32];
@@ -1080,16 +1127,24 @@ static uint64_t nth_number(const char *s, unsigned index)
     return v;
 }
 
-/* CPU time (user + system) process pid has used so far, in ns, from /proc/<pid>/stat. */
+/* CPU time (user + system) process pid has used so far, in ns: from its CPU-time clock, exact
+ * to the ns; else from /proc/<pid>/stat, in clock ticks (10 ms: +-0.5 us per op on a round of
+ * 20,000 round trips, as much as the fault engine's cost). */
 static int proc_cpu_ns(int pid, uint64_t *ns)
 {
     char path[64], buf[1024];
     uint64_t utime, stime;
     const char *p;
     long hz = sysconf(_SC_CLK_TCK);
+    clockid_t clock;
+    struct timespec ts;
     size_t n;
     FILE *f;
 
+    if (clock_getcpuclockid(pid, &clock) == 0 && clock_gettime(clock, &ts) == 0) {
+        *ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+        return 0;
+    }
     snprintf(path, sizeof path, "/proc/%d/stat", pid);
     f = fopen(path, "r");
     if (!f)
@@ -1556,6 +1611,50 @@ static void print_table(const struct bench *b)
     }
 }
 
+/* 1 pass, 0 miss, -1 no target. */
+static int frow_verdict(const struct frow *w)
+{
+    double limit = FS_LIMIT[w->srv];
+
+    if (limit <= 0)
+        return -1;
+    return w->base_rate > 0 && w->rate / w->base_rate >= limit;
+}
+
+static void print_faults_table(const struct bench *b)
+{
+    static const char *const verdicts[] = { "-", "MISS", "PASS" };
+
+    printf("\nmgw_bench faults: %.1f s per server and workload in %u rounds rotating 4 servers\n"
+           "  %u rules = %u at every phase + %u reqIds-only, each failing at its last check "
+           "(match.after_ms);\n  \"1 fires\": the last of them is delay 0 on every reqIds\n\n",
+           (double)(b->fault_window_ms * b->rounds) / 1000.0, b->rounds, FAULT_RULES,
+           FAULT_RULES / 2, FAULT_RULES - FAULT_RULES / 2);
+    if (b->n_rows == 0 && b->client_cpu >= 0) /* else print_table() said it already */
+        printf("client on cpu %d, servers on cpu %d\n\n", b->client_cpu, b->server_cpu);
+    else if (b->n_rows == 0)
+        printf("not pinned to CPUs\n\n");
+    printf("%-8s %-26s %10s  %-16s %6s  %-9s %-6s %9s %8s\n", "workload", "server", "ops/s", "vs",
+           "ratio", "target", "result", "CPU us/op", "CPU +us");
+    for (unsigned i = 0; i < b->n_frows; i++) {
+        const struct frow *w = &b->frows[i];
+        char ratio[16] = "-", target[16] = "-", delta[16] = "-";
+        int base = FS_BASE[w->srv];
+
+        if (base >= 0 && w->base_rate > 0)
+            snprintf(ratio, sizeof ratio, "%.2fx", w->rate / w->base_rate);
+        if (base >= 0)
+            snprintf(delta, sizeof delta, "%+.2f", w->cpu_us - w->base_cpu_us);
+        if (FS_LIMIT[w->srv] > 0)
+            snprintf(target, sizeof target, ">= %.2fx", FS_LIMIT[w->srv]);
+        printf("%-8s %-26s %10.0f  %-16s %6s  %-9s %-6s %9.2f %8s\n", w->workload, FS_NAMES[w->srv],
+               w->rate, base >= 0 ? FS_NAMES[base] : "-", ratio, target,
+               verdicts[frow_verdict(w) + 1], w->cpu_us, delta);
+    }
+    printf("(ops: churn connect..close cycles, rtt reqIds round trips; CPU: the server's user + "
+           "system time)\n");
+}
+
 /* s as a JSON string literal. */
 static void json_string(FILE *f, const char *s)
 {
@@ -1610,7 +1709,38 @@ static int write_json(const struct bench *b)
                     v ? "true" : "false");
         fprintf(f, "%s\n", i + 1 < b->n_rows ? "," : "");
     }
-    fprintf(f, "  ],\n  \"all_targets_met\": %s\n}\n", all_pass ? "true" : "false");
+    fprintf(f, "  ],\n");
+    if (b->n_frows > 0) {
+        fprintf(f,
+                "  \"faults\": {\n    \"rules\": %u,\n    \"round_ms\": %" PRIu64
+                ",\n    \"results\": [\n",
+                FAULT_RULES, b->fault_window_ms);
+        for (unsigned i = 0; i < b->n_frows; i++) {
+            const struct frow *w = &b->frows[i];
+            int base = FS_BASE[w->srv], v = frow_verdict(w);
+
+            if (v == 0)
+                all_pass = false;
+            fprintf(f,
+                    "      {\"workload\": \"%s\", \"server\": \"%s\", \"ops_per_s\": %.3f, "
+                    "\"server_cpu_us_per_op\": %.3f, ",
+                    w->workload, FS_KEYS[w->srv], w->rate, w->cpu_us);
+            if (base < 0)
+                fprintf(f, "\"vs\": null, \"ratio\": null, \"cpu_ratio\": null, ");
+            else
+                fprintf(f, "\"vs\": \"%s\", \"ratio\": %.4f, \"cpu_ratio\": %.4f, ", FS_KEYS[base],
+                        w->base_rate > 0 ? w->rate / w->base_rate : 0,
+                        w->base_cpu_us > 0 ? w->cpu_us / w->base_cpu_us : 0);
+            if (v < 0)
+                fprintf(f, "\"target\": null, \"pass\": null}");
+            else
+                fprintf(f, "\"target\": \">= %.2fx\", \"pass\": %s}", FS_LIMIT[w->srv],
+                        v ? "true" : "false");
+            fprintf(f, "%s\n", i + 1 < b->n_frows ? "," : "");
+        }
+        fprintf(f, "    ]\n  },\n");
+    }
+    fprintf(f, "  \"all_targets_met\": %s\n}\n", all_pass ? "true" : "false");
     if (fclose(f) != 0) {
         fprintf(stderr, "mgw_bench: --json %s: %s\n", b->json_path, strerror(errno));
         return -1;
@@ -1743,6 +1873,190 @@ static int bench_run(struct bench *b)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Faults: what the fault engine costs
+ */
+/* Match keys of the never-firing rules. fault.c checks, in order: phase, spent, state (a cached
+ * flag), msg, client_id, conn, nth, after_ms; each rule passes every check it has up to
+ * after_ms, the last one, and fails there (no bench connection lives 24 h). client_id would
+ * fail early: no condition on it. Rules with msg must match phase request alone (script.c),
+ * hence two halves. close: a rule that fires by mistake ends the connection, which the bench
+ * reports as a failure instead of measuring it. */
+#define NEVER_TAIL                                               \
+    "\"conn\": [1, 9007199254740991], \"after_ms\": 86400000}, " \
+    "\"action\": {\"type\": \"close\"}}"
+#define NEVER_ANY_PHASE                                                                \
+    "    {\"name\": \"never-any-%u\", \"match\": {\"phase\": [\"accept\", \"hello\", " \
+    "\"version_sent\", \"start_api\", \"ready\", \"request\"], " NEVER_TAIL
+#define NEVER_REQ_IDS                                                                \
+    "    {\"name\": \"never-req-%u\", \"match\": {\"phase\": \"request\", \"msg\": " \
+    "\"reqIds\", " NEVER_TAIL
+/* Last, so that every other rule is evaluated before it. delay 0 is the cheapest action that
+ * fires at phase request without changing what the client sees. */
+#define FIRES_REQ_IDS                                                                      \
+    "    {\"name\": \"fires\", \"match\": {\"phase\": \"request\", \"msg\": \"reqIds\"}, " \
+    "\"action\": {\"type\": \"delay\", \"ms\": 0}}"
+
+/* Writes a script of FAULT_RULES rules (the last one firing when one_fires) to a new file in
+ * /tmp; path (>= 32 bytes) gets its name, or "" on failure. */
+static int write_script(struct bench *b, char *path, bool one_fires)
+{
+    FILE *f;
+    int fd, e;
+
+    strcpy(path, "/tmp/mgw_bench_faults_XXXXXX");
+    fd = mkstemp(path);
+    if (fd < 0) {
+        bench_fail(b, "faults: creating a script file %s: %s", path, strerror(errno));
+        path[0] = '\0';
+        return -1;
+    }
+    f = fdopen(fd, "w");
+    if (!f) {
+        bench_fail(b, "faults: fdopen %s: %s", path, strerror(errno));
+        close(fd);
+        unlink(path);
+        path[0] = '\0';
+        return -1;
+    }
+    fputs("{\n  \"rules\": [\n", f);
+    for (unsigned i = 0; i < FAULT_RULES; i++) {
+        if (one_fires && i == FAULT_RULES - 1)
+            fputs(FIRES_REQ_IDS, f);
+        else if (i < FAULT_RULES / 2)
+            fprintf(f, NEVER_ANY_PHASE, i + 1);
+        else
+            fprintf(f, NEVER_REQ_IDS, i + 1);
+        fputs(i + 1 < FAULT_RULES ? ",\n" : "\n", f);
+    }
+    fputs("  ]\n}\n", f);
+    e = ferror(f) ? EIO : 0;
+    if (fclose(f) != 0 && e == 0)
+        e = errno;
+    if (e != 0) {
+        bench_fail(b, "faults: writing the script %s: %s", path, strerror(e));
+        unlink(path);
+        path[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes both scripts and starts the three mockgw processes. The scripts are deleted as soon
+ * as the servers have read them (mockgw reads --script before its ready line and keeps a copy
+ * for /v1/reset), on success or failure: nothing is left in /tmp. */
+static int faults_start(struct bench *b)
+{
+    int rc = write_script(b, b->fault_scripts[0], false);
+
+    if (rc == 0)
+        rc = write_script(b, b->fault_scripts[1], true);
+    for (unsigned i = 0; i < FS_COUNT - 1 && rc == 0; i++) {
+        char listen_flag[] = "--listen", listen_value[] = "127.0.0.1:0";
+        char admin_flag[] = "--admin", admin_value[] = "off";
+        char max_flag[] = "--max-clients", max_value[] = "0";
+        char script_flag[] = "--script";
+        char *argv[] = { b->mockgw_path, listen_flag, listen_value, admin_flag, admin_value,
+                         max_flag,       max_value,   NULL,         NULL,       NULL };
+
+        if (i > 0) { /* the first one is the baseline: no script at all */
+            argv[7] = script_flag;
+            argv[8] = b->fault_scripts[i - 1];
+        }
+        rc = server_start(b, &b->flt[i], FS_NAMES[FS_NONE + i], argv);
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        if (b->fault_scripts[i][0] && unlink(b->fault_scripts[i]) != 0)
+            fprintf(stderr, "mgw_bench: warning: cannot delete %s: %s\n", b->fault_scripts[i],
+                    strerror(errno));
+        b->fault_scripts[i][0] = '\0';
+    }
+    return rc;
+}
+
+/* One workload over k servers, b->rounds rounds of window_ms each; the order rotates every
+ * round, so that no server always runs first or right after the same other one. Fills
+ * t[0..k) and, for rtt, the histograms h[0..k). */
+static int run_rotating(struct bench *b, enum workload wl, unsigned n, const char *label,
+                        struct server *const *srv, unsigned k, uint64_t window_ms,
+                        struct hist *const *h, struct tally *t)
+{
+    memset(t, 0, k * sizeof *t);
+    for (unsigned i = 0; i < b->rounds; i++) {
+        for (unsigned j = 0; j < k; j++) {
+            unsigned s = (i + j) % k;
+
+            if (run_round(b, srv[s], wl, n, label, window_ms, h[s], &t[s]) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* churn, rtt-1 and rtt-32 against the reference and three fresh mockgw processes, in rotating
+ * rounds: no rules (the baseline), FAULT_RULES never-firing rules (the issue's target: >=
+ * 0.85x the baseline), and the same with one firing on every request (information). Alone
+ * (--only faults) each server gets --duration-s per workload; after the other workloads,
+ * FAULT_SHARE_NUM/FAULT_SHARE_DEN of it, to keep the default run near a minute. */
+static int bench_faults(struct bench *b)
+{
+    static const char *const labels[] = { "churn", "rtt-1", "rtt-32" };
+    static const enum workload wls[] = { WL_CHURN, WL_RTT, WL_RTT };
+    static const unsigned widths[] = { CHURN_CONNS, 1, RTT_WIDE_CONNS };
+    struct server *srv[FS_COUNT] = { &b->ref, &b->flt[0], &b->flt[1], &b->flt[2] };
+    struct hist *h[FS_COUNT] = { NULL };
+    struct tally t[FS_COUNT];
+    double rate[FS_COUNT], cpu[FS_COUNT];
+    uint64_t total_ms =
+        b->only ? b->duration_ms : b->duration_ms * FAULT_SHARE_NUM / FAULT_SHARE_DEN;
+    int rc;
+
+    b->fault_window_ms = total_ms / b->rounds;
+    if (b->fault_window_ms < MIN_WINDOW_MS)
+        b->fault_window_ms = MIN_WINDOW_MS;
+    rc = faults_start(b);
+    for (unsigned s = 0; s < FS_COUNT && rc == 0; s++) {
+        h[s] = calloc(1, sizeof *h[s]);
+        if (!h[s]) {
+            bench_fail(b, "faults: out of memory");
+            rc = -1;
+        }
+    }
+    for (unsigned w = 0; w < 3 && rc == 0; w++) {
+        for (unsigned s = 0; s < FS_COUNT; s++)
+            memset(h[s], 0, sizeof *h[s]);
+        rc = run_rotating(b, wls[w], widths[w], labels[w], srv, FS_COUNT, b->fault_window_ms, h, t);
+        if (rc < 0)
+            break;
+        for (unsigned s = 0; s < FS_COUNT; s++) {
+            rate[s] = tally_median(&t[s]);
+            cpu[s] = tally_cpu_us_per_op(&t[s]);
+        }
+        fprintf(stderr, "mgw_bench: faults %-6s median/round, server CPU per op:", labels[w]);
+        for (unsigned s = 0; s < FS_COUNT; s++) {
+            struct frow row = { .workload = labels[w], .srv = (enum fault_srv)s };
+            int base = FS_BASE[s];
+
+            fprintf(stderr, "%s %s %.0f/s %.2f us", s ? "," : "", FS_KEYS[s], rate[s], cpu[s]);
+            row.rate = rate[s];
+            row.cpu_us = cpu[s];
+            if (base >= 0) {
+                row.base_rate = rate[base];
+                row.base_cpu_us = cpu[base];
+            }
+            if (b->n_frows < sizeof b->frows / sizeof b->frows[0])
+                b->frows[b->n_frows++] = row;
+        }
+        fputc('\n', stderr);
+    }
+    for (unsigned s = 0; s < FS_COUNT; s++)
+        free(h[s]);
+    for (unsigned i = 0; i < FS_COUNT - 1; i++)
+        if (server_stop(b, &b->flt[i]) < 0)
+            rc = -1;
+    return rc;
+}
+
 static int encode_client_bytes(void)
 {
     struct ibw_writer w;
@@ -1817,12 +2131,15 @@ static const char USAGE[] =
     "  churn  16 connections looping connect, handshake, START_API, 5 reqIds, close\n"
     "  rtt    reqIds round trips on 1, then 32 connections: throughput, p50, p99\n"
     "  mass   N handshaken clients at once: time to connect, server VmRSS/VmHWM\n"
+    "  faults churn, rtt-1, rtt-32 against the reference and 3 more mockgw: no rules,\n"
+    "         100 rules never firing, 100 with one firing: the fault engine's cost\n"
     "\n"
     "  --mockgw PATH       the mockgw binary (required)\n"
     "  --duration-s N      seconds per churn/rtt measurement (default 5)\n"
     "  --rounds N          split each measurement into N rounds alternating reference and\n"
     "                      mockgw; throughput is the median round (default 10, max 20)\n"
-    "  --only WORKLOAD     churn, rtt or mass (default: all)\n"
+    "  --only WORKLOAD     churn, rtt, mass or faults (default: all; faults then gets 2/5\n"
+    "                      of --duration-s per server and workload, alone all of it)\n"
     "  --clients N         mass clients (default 10000)\n"
     "  --json FILE         also write the results as JSON\n"
     "  --no-pin            do not pin the client and the servers to two different CPUs\n"
@@ -1888,8 +2205,9 @@ static int parse_args(int argc, char **argv, struct bench *b)
             break;
         case OPT_ONLY:
             if (strcmp(optarg, "churn") != 0 && strcmp(optarg, "rtt") != 0 &&
-                strcmp(optarg, "mass") != 0) {
-                fprintf(stderr, "mgw_bench: --only \"%s\": must be churn, rtt or mass\n", optarg);
+                strcmp(optarg, "mass") != 0 && strcmp(optarg, "faults") != 0) {
+                fprintf(stderr, "mgw_bench: --only \"%s\": must be churn, rtt, mass or faults\n",
+                        optarg);
                 return -1;
             }
             b->only = optarg;
@@ -1995,15 +2313,20 @@ int main(int argc, char **argv)
         char *mgw_argv[] = { b->mockgw_path, listen_flag, listen_value, admin_flag,
                              admin_value,    max_flag,    max_value,    NULL };
 
+        bool needs_mgw = wants(b, "churn") || wants(b, "rtt") || wants(b, "mass");
+
         if (server_start(b, &b->ref, "reference", ref_argv) == 0 &&
-            server_start(b, &b->mgw, "mockgw", mgw_argv) == 0)
-            bench_run(b);
+            (!needs_mgw || server_start(b, &b->mgw, "mockgw", mgw_argv) == 0) &&
+            bench_run(b) == 0 && wants(b, "faults"))
+            bench_faults(b);
     }
     server_stop(b, &b->mgw);
     server_stop(b, &b->ref);
 
     if (b->n_rows > 0)
         print_table(b);
+    if (b->n_frows > 0)
+        print_faults_table(b);
     if (b->json_path && write_json(b) < 0)
         b->has_failed = true;
 
