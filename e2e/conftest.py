@@ -273,8 +273,8 @@ class Mockgw:
         assert code == 200, (code, body)
         return body
 
-    def admin_journal(self, since=0):
-        code, body = self.http("GET", f"/v1/journal?since={since}")
+    def admin_journal(self, since=0, kind="events"):
+        code, body = self.http("GET", f"/v1/journal?since={since}&kind={kind}")
         assert code == 200, (code, body)
         return body
 

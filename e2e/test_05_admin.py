@@ -89,7 +89,14 @@ def test_journal_since(mockgw):
     assert isinstance(all_events, list) and all_events
     seqs = [e["seq"] for e in all_events]
     assert seqs == sorted(seqs)
-    assert all("dir" not in e for e in all_events), "the admin ring holds events, not frames"
+    assert all("dir" not in e for e in all_events), "kind=events: no frames"
+    frames = mockgw.admin_journal(kind="frames")
+    assert frames and all("dir" in e and "event" not in e for e in frames)
+    assert [f["fields"] for f in frames if f["conn"] == conn and f["dir"] == "out"][1] == \
+        ["15", "1", "DU1234567"]
+    both = mockgw.admin_journal(kind="all")
+    assert len(both) == len(all_events) + len(frames)
+    assert [e["seq"] for e in both] == sorted(e["seq"] for e in both)
     names = [e["event"] for e in all_events if e["conn"] == conn]
     assert names[:4] == ["accept", "hello", "start_api", "ready"], names
     last = seqs[-1]
@@ -100,6 +107,11 @@ def test_journal_since(mockgw):
     assert all(e["seq"] > last for e in newer)
     assert any(e["event"] == "disconnect" and e["conn"] == conn for e in newer)
     assert mockgw.status()["journal_seq"] >= newer[-1]["seq"]
+
+
+def test_journal_bad_kind_400(mockgw):
+    code, body = mockgw.http("GET", "/v1/journal?kind=everything")
+    assert code == 400 and "kind must be all, events or frames" in body["error"], (code, body)
 
 
 def test_journal_bad_since_400(mockgw):

@@ -19,6 +19,7 @@ struct mgw_journal {
     uint64_t seq;
     char **ring; /* ring_cap slots of malloc'd event lines */
     uint64_t *ring_seq;
+    bool *ring_frame; /* the slot holds a frame, not an event */
     unsigned ring_cap;
     unsigned ring_next; /* slot the next event goes to */
     struct mgw_strbuf line;
@@ -56,7 +57,8 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
     if (ring_cap > 0) {
         j->ring = calloc(ring_cap, sizeof *j->ring);
         j->ring_seq = calloc(ring_cap, sizeof *j->ring_seq);
-        if (!j->ring || !j->ring_seq)
+        j->ring_frame = calloc(ring_cap, sizeof *j->ring_frame);
+        if (!j->ring || !j->ring_seq || !j->ring_frame)
             goto nomem;
         j->ring_cap = ring_cap;
     }
@@ -84,6 +86,7 @@ fail:
     if (j) {
         free(j->ring);
         free(j->ring_seq);
+        free(j->ring_frame);
     }
     free(j);
     return NULL;
@@ -97,6 +100,7 @@ static void on_flusher_closed(uv_handle_t *h)
         free(j->ring[i]);
     free(j->ring);
     free(j->ring_seq);
+    free(j->ring_frame);
     mgw_strbuf_free(&j->line);
     mgw_strbuf_free(&j->pending);
     free(j);
@@ -117,7 +121,7 @@ void mgw_journal_free(struct mgw_journal *j)
 
 bool mgw_journal_logs_frames(const struct mgw_journal *j)
 {
-    return j && j->file;
+    return j && (j->file || j->ring_cap > 0);
 }
 
 uint64_t mgw_journal_seq(const struct mgw_journal *j)
@@ -147,7 +151,7 @@ static void entry_begin(struct mgw_journal *j, uint64_t conn, int client_id)
         mgw_strbuf_append(&j->line, ",\"client_id\":null", 17);
 }
 
-static void entry_end(struct mgw_journal *j, bool keep_in_ring)
+static void entry_end(struct mgw_journal *j, bool frame)
 {
     mgw_strbuf_append(&j->line, "}", 1);
     if (j->line.err) /* an entry over the line cap is dropped, never truncated into bad JSON */
@@ -158,7 +162,7 @@ static void entry_end(struct mgw_journal *j, bool keep_in_ring)
         if (j->pending.len >= PENDING_FLUSH)
             flush_pending(j);
     }
-    if (keep_in_ring && j->ring_cap > 0) {
+    if (j->ring_cap > 0) {
         char *copy = strdup(j->line.data);
 
         if (!copy)
@@ -166,6 +170,7 @@ static void entry_end(struct mgw_journal *j, bool keep_in_ring)
         free(j->ring[j->ring_next]);
         j->ring[j->ring_next] = copy;
         j->ring_seq[j->ring_next] = j->seq;
+        j->ring_frame[j->ring_next] = frame;
         j->ring_next = (j->ring_next + 1) % j->ring_cap;
     }
 }
@@ -188,7 +193,7 @@ void mgw_journal_event(struct mgw_journal *j, uint64_t conn, int client_id, cons
         mgw_strbuf_append(&j->line, ",", 1);
         mgw_strbuf_append(&j->line, detail, strlen(detail));
     }
-    entry_end(j, true);
+    entry_end(j, false);
 }
 
 void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, const char *event,
@@ -242,7 +247,7 @@ void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool
         p += n + (nul ? 1 : 0);
     }
     mgw_strbuf_append(&j->line, "]", 1);
-    entry_end(j, false);
+    entry_end(j, true);
 }
 
 void mgw_journal_clear(struct mgw_journal *j)
@@ -254,7 +259,7 @@ void mgw_journal_clear(struct mgw_journal *j)
     j->ring_next = 0;
 }
 
-char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since)
+char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since, enum mgw_journal_kind kind)
 {
     struct mgw_strbuf b;
     bool first = true;
@@ -265,6 +270,9 @@ char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since)
         unsigned i = (j->ring_next + k) % j->ring_cap;
 
         if (!j->ring[i] || j->ring_seq[i] <= since)
+            continue;
+        if ((kind == MGW_JOURNAL_EVENTS && j->ring_frame[i]) ||
+            (kind == MGW_JOURNAL_FRAMES && !j->ring_frame[i]))
             continue;
         if (!first)
             mgw_strbuf_append(&b, ",", 1);

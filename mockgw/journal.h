@@ -1,8 +1,8 @@
 /* Journal (private to libmockgw): what happened on every connection, as JSON lines.
  *
- * Two sinks: the --log file ("-" = stdout), which receives every entry including one per frame
- * in and out; and an in-memory ring of the latest connection events (never frames), which the
- * admin API serves. Entries are numbered by one sequence counter shared by both sinks.
+ * Two sinks: the --log file ("-" = stdout) and an in-memory ring of the latest entries, which
+ * the admin API serves; both receive every entry, events and frames in and out alike. Entries
+ * are numbered by one sequence counter shared by both sinks.
  *
  * Writing to the file is buffered and flushed once per loop iteration (uv_prepare, before polling)
  * and on close, so a reader of the log sees an entry at most one loop turn after it happened, and
@@ -30,7 +30,7 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
  * NULL is a no-op. */
 void mgw_journal_free(struct mgw_journal *j);
 
-/* True when frames are written anywhere (callers skip formatting them otherwise). */
+/* True when frames are kept anywhere (callers skip formatting them otherwise). */
 bool mgw_journal_logs_frames(const struct mgw_journal *j);
 
 /* A connection event: {"seq":N,"t":"<UTC ISO-8601 ms>","conn":C,"client_id":I|null,
@@ -49,8 +49,12 @@ void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, con
 void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
                        const uint8_t *payload, size_t len);
 
-/* The ring's events with seq > since, as a JSON array string (malloc'd), oldest first. */
-char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since);
+enum mgw_journal_kind { MGW_JOURNAL_ALL, MGW_JOURNAL_EVENTS, MGW_JOURNAL_FRAMES };
+
+/* The ring's entries of that kind with seq > since, as a JSON array string (malloc'd), oldest
+ * first; NULL when out of memory. */
+char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since,
+                            enum mgw_journal_kind kind);
 
 /* Empties the ring (POST /v1/reset). The sequence goes on, so "since" readers stay correct. */
 void mgw_journal_clear(struct mgw_journal *j);

@@ -164,18 +164,51 @@ static cJSON *status_json(struct mgw_server *srv)
     return root;
 }
 
-/* "since=12" -> 12; absent -> 0; anything else -> -1. */
-static int64_t query_since(const char *query)
+/* The value of key in a query string ("since=12&kind=events"), or NULL; *len its length. */
+static const char *query_get(const char *query, const char *key, size_t *len)
 {
-    const char *p = strstr(query, "since=");
-    int64_t v;
+    size_t klen = strlen(key);
 
-    if (!p || (p != query && p[-1] != '&'))
-        return 0;
-    p += 6;
-    if (ibw_parse_i64(p, strcspn(p, "&"), 0, INT64_MAX, &v) < 0)
-        return -1;
-    return v;
+    for (const char *p = query; *p; p += strcspn(p, "&"), p += *p == '&') {
+        if (strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            *len = strcspn(p + klen + 1, "&");
+            return p + klen + 1;
+        }
+    }
+    return NULL;
+}
+
+/* GET /v1/journal?since=SEQ&kind=all|events|frames */
+static void route_journal(struct mgw_server *srv, const struct mgw_http_request *req,
+                          struct mgw_http_response *resp)
+{
+    enum mgw_journal_kind kind = MGW_JOURNAL_ALL;
+    const char *v;
+    int64_t since = 0;
+    size_t n;
+
+    if (strcmp(req->method, "GET") != 0) {
+        method_not_allowed(resp, req, "GET");
+        return;
+    }
+    v = query_get(req->query, "since", &n);
+    if (v && ibw_parse_i64(v, n, 0, INT64_MAX, &since) < 0) {
+        reply_error(resp, 400, "bad query \"%s\": since must be a sequence number", req->query);
+        return;
+    }
+    v = query_get(req->query, "kind", &n);
+    if (v && n == 6 && strncmp(v, "events", n) == 0) {
+        kind = MGW_JOURNAL_EVENTS;
+    } else if (v && n == 6 && strncmp(v, "frames", n) == 0) {
+        kind = MGW_JOURNAL_FRAMES;
+    } else if (v && !(n == 3 && strncmp(v, "all", n) == 0)) {
+        reply_error(resp, 400, "bad query \"%s\": kind must be all, events or frames", req->query);
+        return;
+    }
+    resp->status = 200;
+    resp->body = mgw_journal_ring_json(srv->journal, (uint64_t)since, kind);
+    if (!resp->body)
+        reply_error(resp, 500, "out of memory");
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -569,18 +602,7 @@ void mgw__admin_route(void *ctx, const struct mgw_http_request *req, struct mgw_
         else
             reply_json(resp, 200, status_json(srv));
     } else if (strcmp(path, "/v1/journal") == 0) {
-        int64_t since = query_since(req->query);
-
-        if (strcmp(req->method, "GET") != 0) {
-            method_not_allowed(resp, req, "GET");
-        } else if (since < 0) {
-            reply_error(resp, 400, "bad query \"%s\": since must be a sequence number", req->query);
-        } else {
-            resp->status = 200;
-            resp->body = mgw_journal_ring_json(srv->journal, (uint64_t)since);
-            if (!resp->body)
-                reply_error(resp, 500, "out of memory");
-        }
+        route_journal(srv, req, resp);
     } else if (strcmp(path, "/v1/rules") == 0) {
         route_rules(srv, req, resp);
     } else if (strncmp(path, "/v1/rules/", 10) == 0) {

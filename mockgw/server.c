@@ -17,8 +17,8 @@
 
 #define READ_BUF_SIZE  (64u << 10)
 #define LISTEN_BACKLOG 4096
-#define FIN_LINGER_MS  2000u /* a FIN close waits this long for queued output to drain */
-#define JOURNAL_RING   4096u
+#define FIN_LINGER_MS  2000u  /* a FIN close waits this long for queued output to drain */
+#define JOURNAL_RING   16384u /* events and frames served by GET /v1/journal */
 
 struct write_req {
     uv_write_t req;

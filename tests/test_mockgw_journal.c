@@ -35,7 +35,7 @@ static void journal_ring_is_valid_json_for_hostile_strings(void **state)
     assert_non_null(j);
     mgw_journal_eventf(j, 3, 7, "hello", "\"options\":\"%s\"",
                        mgw_json_escape("a\"b\\c\x01\xff", esc, sizeof esc));
-    json = mgw_journal_ring_json(j, 0);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
     arr = cJSON_Parse(json);
     assert_non_null(arr);
     first = cJSON_GetArrayItem(arr, 0);
@@ -62,20 +62,20 @@ static void journal_ring_keeps_the_latest_and_honours_since(void **state)
     for (int i = 0; i < 5; i++)
         mgw_journal_event(j, 1, -1, "accept", NULL);
     assert_true(mgw_journal_seq(j) == 5);
-    json = mgw_journal_ring_json(j, 0);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
     arr = cJSON_Parse(json);
     assert_int_equal(cJSON_GetArraySize(arr), 3); /* seq 3, 4, 5 */
     assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "seq")->valueint, 3);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "client_id")));
     cJSON_Delete(arr);
     free(json);
-    json = mgw_journal_ring_json(j, 4);
+    json = mgw_journal_ring_json(j, 4, MGW_JOURNAL_ALL);
     arr = cJSON_Parse(json);
     assert_int_equal(cJSON_GetArraySize(arr), 1);
     cJSON_Delete(arr);
     free(json);
     mgw_journal_clear(j);
-    json = mgw_journal_ring_json(j, 0);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
     assert_string_equal(json, "[]");
     free(json);
     mgw_journal_event(j, 1, -1, "accept", NULL);
