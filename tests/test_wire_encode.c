@@ -964,6 +964,31 @@ static void encode_every_capacity_fails_cleanly(void **state)
     }
 }
 
+static void decode_error_reads_both_layouts(void **state)
+{
+    uint8_t buf[256];
+    struct ibw_writer w;
+    struct ibw_frame f;
+    const char *text;
+    int sv[] = { 165, 178, 194, 200 };
+
+    (void)state;
+    for (unsigned i = 0; i < sizeof sv / sizeof sv[0]; i++) {
+        struct ibw_reader r;
+        int id = 0, code = 0, msg = 0;
+
+        ibw_writer_init(&w, buf, sizeof buf);
+        assert_true(ibw_enc_error(&w, sv[i], 7, 1100, "lost", NULL, 1) > 0);
+        assert_true(ibw_frame_parse(buf, w.len, IBW_MAX_FRAME, &f) > 0);
+        ibw_reader_init(&r, f.payload, f.len);
+        assert_int_equal(ibw_read_msg_id(&r, &msg), 0);
+        assert_int_equal(ibw_dec_error(&r, sv[i], &id, &code, &text), 0);
+        assert_int_equal(id, 7);
+        assert_int_equal(code, 1100);
+        assert_string_equal(text, "lost");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -973,6 +998,7 @@ int main(void)
         cmocka_unit_test(encode_exact_counts_for_start_up_messages),
         cmocka_unit_test(encode_position_is_16_fields),
         cmocka_unit_test(encode_portfolio_value_is_20_fields),
+        cmocka_unit_test(decode_error_reads_both_layouts),
         cmocka_unit_test(encode_small_messages_layouts),
         cmocka_unit_test(encode_contract_details_at_178),
         cmocka_unit_test(encode_contract_details_field_counts_by_version),

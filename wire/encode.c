@@ -60,6 +60,16 @@ ssize_t ibw_enc_server_version(struct ibw_writer *w, int version, const char *co
     return ibw_writer_end(w);
 }
 
+int ibw_dec_error(struct ibw_reader *r, int sv, int *id, int *code, const char **text)
+{
+    if (sv < SV_ERROR_TIME)
+        ibw_read_skip(r, 1); /* the version field */
+    ibw_read_int(r, id);
+    ibw_read_int(r, code);
+    ibw_read_str(r, text);
+    return r->err;
+}
+
 /* 4 error: < ADVANCED_ORDER_REJECT (166) "4,2,id,code,text"; from 166 "+json"; from ERROR_TIME
  * (194) "4,id,code,text,json,errorTime" without the version field. */
 ssize_t ibw_enc_error(struct ibw_writer *w, int sv, int id, int code, const char *text,

@@ -154,6 +154,9 @@ int ibcore_hslock_acquire(uv_loop_t *loop, const char *path, uint64_t deadline_m
                           ibcore_hslock_cb cb, void *data);
 /* Unlocks, closes the file, frees (the object is gone after this returns). NULL is a no-op. */
 void ibcore_hslock_release(struct ibcore_hslock *lock);
+/* Shutdown: completes every pending acquire on loop started with this cb and data, before it
+ * returns, with cb(NULL, UV_ECANCELED, data); nothing is held afterwards. Returns how many. */
+int ibcore_hslock_cancel(uv_loop_t *loop, ibcore_hslock_cb cb, void *data);
 /* The path acquire uses with path NULL, and the default wait in ms. */
 const char *ibcore_hslock_default_path(void);
 uint64_t ibcore_hslock_default_timeout_ms(void);

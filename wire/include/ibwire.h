@@ -450,6 +450,11 @@ ssize_t ibw_enc_tick_generic(struct ibw_writer *w, int sv, int req_id, int tick_
 ssize_t ibw_enc_market_data_type(struct ibw_writer *w, int sv, int req_id, int type);
 ssize_t ibw_enc_tick_snapshot_end(struct ibw_writer *w, int sv, int req_id);
 
+/* Client-side decoding. Reads the fields after the message id of an error/notice frame (4)
+ * laid out for server version sv: "version,id,code,text[,json]" below 194, "id,code,text,json,
+ * errorTime" from 194. text points into the payload. 0, or the reader's error. */
+int ibw_dec_error(struct ibw_reader *r, int sv, int *id, int *code, const char **text);
+
 /* Client-side encoders (used by the core, the benchmark and tests). */
 /* "API\0" + length + "v<min>..<max>[ options]" ("v<min>" when min == max); options may be NULL.
  * Not a normal frame: the writer must have no frame open. */
