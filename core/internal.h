@@ -1,0 +1,23 @@
+/* libibcore's private declarations: helpers shared by files of core/, and seams for tests. */
+#ifndef IBCORE_INTERNAL_H
+#define IBCORE_INTERNAL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "ibcore.h"
+
+/* zombie.c: adds to z the CLOSE_WAIT (st 08) entries of one /proc/net/tcp or tcp6 stream whose
+ * remote port is exactly port: own when the socket inode is in own (sorted ascending, n_own),
+ * else foreign. Malformed and overlong lines are skipped. 0, or UV_EIO on a read error. */
+int ibcore__zombie_parse(FILE *f, int port, const unsigned long *own, size_t n_own,
+                         struct ibcore_zombies *z);
+
+/* backoff.c: the core's one PRNG, splitmix64 (state advances by one step per draw). */
+uint64_t ibcore__splitmix64(uint64_t *state);
+/* Uniform in [0, bound], both ends included, unbiased (rejection sampling). */
+uint64_t ibcore__rand_upto(uint64_t *state, uint64_t bound);
+/* min(cap, base * 2^n), without overflow for any n. */
+uint64_t ibcore__exp_cap(uint64_t base, uint64_t cap, unsigned n);
+
+#endif /* IBCORE_INTERNAL_H */
