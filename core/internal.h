@@ -9,7 +9,8 @@
 
 /* zombie.c: adds to z the CLOSE_WAIT (st 08) entries of one /proc/net/tcp or tcp6 stream whose
  * remote port is exactly port: own when the socket inode is in own (sorted ascending, n_own),
- * else foreign. Malformed and overlong lines are skipped. 0, or UV_EIO on a read error. */
+ * else foreign; an inode the kernel repeats counts once. Malformed and overlong lines are
+ * skipped. 0, UV_ENOMEM, or UV_EIO on a read error. */
 int ibcore__zombie_parse(FILE *f, int port, const unsigned long *own, size_t n_own,
                          struct ibcore_zombies *z);
 
