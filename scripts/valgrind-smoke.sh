@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The e2e smoke (handshake and request tests) with mockgw under valgrind: any invalid read or
+# The e2e smoke (handshake, requests, stoqey, every fault action and admin endpoint) with mockgw
+# under valgrind: any invalid read or
 # write, use of an uninitialised value, or leak fails it. Needs a build (scripts/setup.sh test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +17,8 @@ exec valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,pos
 WRAP
 chmod +x "$work/mockgw"
 MOCKGW_BIN=$work/mockgw /usr/bin/python3 -m pytest -q -p no:cacheprovider \
-  "$root/e2e/test_01_handshake.py" "$root/e2e/test_02_requests.py" "$root/e2e/test_06_stoqey.py"
+  "$root/e2e/test_01_handshake.py" "$root/e2e/test_02_requests.py" "$root/e2e/test_06_stoqey.py" \
+  "$root/e2e/test_07_faults.py" "$root/e2e/test_09_admin_faults.py"
 if cat "$work"/vg.* 2>/dev/null | grep -q .; then
   cat "$work"/vg.* >&2
   echo "valgrind-smoke: valgrind reported errors (above)" >&2
