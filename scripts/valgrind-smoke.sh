@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The e2e smoke (handshake, requests, stoqey, every fault action and admin endpoint) with mockgw
-# under valgrind: any invalid read or
-# write, use of an uninitialised value, or leak fails it. Needs a build (scripts/setup.sh test).
+# under valgrind: any invalid read or write, use of an uninitialised value, or leak fails it.
+# Needs a build (scripts/setup.sh test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MOCKGW_BIN:-$root/build/mockgw/mockgw}
