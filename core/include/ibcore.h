@@ -244,6 +244,80 @@ int ibcore_conn_current_time(struct ibcore_conn *c, uint64_t deadline_ms, ibcore
  * callback, then cb(data) once (cb may be NULL). Safe from inside any callback. */
 void ibcore_conn_close(struct ibcore_conn *c, void (*cb)(void *data), void *data);
 
+/* ---------------------------------------------------------------------------------------------
+ * Pool: connections to one gateway endpoint, validated before handoff, with client-id
+ * preference. A borrower gets a connection for itself alone (it is reserved before it is
+ * validated), ready, and alive: trusted when a frame arrived within alive_window_ms, else only
+ * after a successful reqCurrentTime probe. A failed probe closes the connection and the acquire
+ * goes on (another idle one, or a fresh one) within its own deadline.
+ */
+struct ibcore_pool;
+
+struct ibcore_pool_config {
+    const char *host;            /* "127.0.0.1" (numeric; copied) */
+    int port;                    /* 4002 */
+    unsigned max_size;           /* live connections at most (connecting ones included): 4 */
+    int client_id_first;         /* 1: ids tried are first, first+1, ... */
+    unsigned client_id_cap;      /* how many ids: 3 (1..32) */
+    uint64_t quarantine_ms;      /* an id refused with 326 is skipped this long: 60000 */
+    uint64_t alive_window_ms;    /* trusted without a probe: 2000 (raised to 1000 if lower) */
+    uint64_t probe_timeout_ms;   /* reqCurrentTime probe: 3000 (never past the deadline) */
+    uint64_t connect_timeout_ms; /* one connect + handshake: 10000 (never past the deadline) */
+    uint64_t idle_timeout_ms;    /* an idle connection is closed after this: 300000 */
+    uint64_t health_interval_ms; /* idle ones are checked this often, +-10%: 60000 (>= 1000) */
+    unsigned health_strikes;     /* consecutive failed checks that close one: 3 (a probe that
+                                  * timed out poisons the connection: closed at once) */
+    bool use_lock;               /* the handshake lock around connect + handshake: true */
+    const char *lock_path;       /* NULL: the lock's environment/default path (copied) */
+    uint64_t seed;               /* jitter of the health checks: 1 */
+};
+
+void ibcore_pool_config_init(struct ibcore_pool_config *cfg);
+
+/* Counts, from the pool's live state (none is ever negative; all 0 after close except the
+ * cumulative ones). live = connecting + validating + idle + in_use <= max_size. */
+struct ibcore_pool_stats {
+    unsigned live, connecting, validating, idle, in_use;
+    unsigned pending;        /* acquires not completed yet */
+    uint64_t created;        /* connections that became ready */
+    uint64_t closed;         /* of those, closed since */
+    uint64_t probes;         /* reqCurrentTime probes sent (acquire and health) */
+    uint64_t probe_failures; /* probes that failed or timed out */
+};
+
+/* A pool for cfg (copied). registry: the process-wide breakers (the endpoint's breaker is
+ * shared with everything else using it); NULL: the pool makes a private one with defaults.
+ * NULL on a bad config (no host, port outside 1..65535, max_size 0, client_id_cap outside
+ * 1..32, client_id_first < 0, health_strikes 0) or out of memory. */
+struct ibcore_pool *ibcore_pool_new(uv_loop_t *loop, const struct ibcore_pool_config *cfg,
+                                    struct ibcore_breakers *registry);
+
+typedef void (*ibcore_acquire_cb)(struct ibcore_conn *conn, int status, void *data);
+
+/* Hands out a validated connection before deadline_ms (absolute, uv_now()): cb(conn, 0) and
+ * conn is lent to the caller until ibcore_pool_release() (never ibcore_conn_close() it: the
+ * pool closes a dead one on release). Else cb(NULL, err): UV_ETIMEDOUT,
+ * IBCORE_EBREAKER (open: nothing was tried), IBCORE_ESHUTDOWN (the pool closed),
+ * IBCORE_EIDSEXHAUSTED (every client id refused with 326 or closed before ready), the connect
+ * error (UV_ECONNREFUSED, UV_ECONNRESET, ...: no retry, the client id does not advance),
+ * IBCORE_ELOCK (the handshake lock's own timeout), UV_ENOMEM. Waiters are served FIFO.
+ * Returns UV_EINVAL (cb NULL) or IBCORE_ESHUTDOWN (closing) without calling back. */
+int ibcore_pool_acquire(struct ibcore_pool *pool, uint64_t deadline_ms, ibcore_acquire_cb cb,
+                        void *data);
+
+/* Gives a lent connection back (closed instead when it is no longer ready or is poisoned).
+ * 0; UV_EINVAL when conn is not lent by this pool (a second release, a foreign one);
+ * IBCORE_ESHUTDOWN while closing. */
+int ibcore_pool_release(struct ibcore_pool *pool, struct ibcore_conn *conn);
+
+void ibcore_pool_stats(const struct ibcore_pool *pool, struct ibcore_pool_stats *st);
+
+/* Completes every pending acquire with IBCORE_ESHUTDOWN (inside this call), closes every
+ * connection (lent ones too: a borrower must not use or release them after this), frees the
+ * pool in its last close callback, then cb(data) once (cb may be NULL). Safe from inside an
+ * acquire callback; a second call is a no-op. */
+void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,714 @@
+/* The pool: validation before handoff (reserve, then trust within the alive window or probe),
+ * client-id preference (advance only on 326 or a close before ready, quarantine after 326),
+ * max size with FIFO waiters, idle GC and jittered health checks.
+ *
+ * One timer drives everything that is not a completion: it runs pump() on a later loop turn
+ * (so no acquire callback runs before ibcore_pool_acquire() returns), at the earliest waiter
+ * deadline, and when an idle connection is due for GC or a health check. Every acquire is in
+ * exactly one place: the wait queue, or attached to the entry it is validating or connecting
+ * (e->acq). Every counter is computed from the entries, so none can go negative. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "ibcore.h"
+#include "internal.h"
+
+#define MAX_IDS          32
+#define PROBE_SPACING_MS 1000 /* IB answers reqCurrentTime at most once a second */
+
+enum entry_state { E_CONNECTING, E_VALIDATING, E_IDLE, E_IN_USE, E_CLOSING };
+
+struct acq {
+    struct ibcore_pool *pool;
+    uint64_t deadline_ms;
+    ibcore_acquire_cb cb;
+    void *data;
+    uint32_t tried; /* id offsets refused (326) or closed before ready, for this acquire */
+    struct acq *next;
+};
+
+struct entry {
+    struct ibcore_pool *pool;
+    struct ibcore_conn *conn;
+    enum entry_state state;
+    struct acq *acq; /* the acquire this entry is validated or connected for; NULL: health */
+    int id_off;      /* client id = client_id_first + id_off */
+    bool was_ready;
+    bool lock_pending;
+    struct ibcore_hslock *lock;
+    struct ibcore_permit permit;
+    uint64_t idle_since_ms, health_due_ms, last_probe_ms;
+    unsigned strikes;
+    struct entry *next;
+};
+
+struct ibcore_pool {
+    uv_loop_t *loop;
+    struct ibcore_pool_config cfg;
+    char *host, *lock_path;
+    struct ibcore_breakers *own_registry;
+    struct ibcore_breaker *breaker;
+    uv_timer_t timer;
+    bool in_pump;
+    struct entry *entries;
+    struct acq *wait_head, **wait_tail;
+    uint64_t quarantine_until[MAX_IDS];
+    uint64_t rng;
+    uint64_t created, closed, probes, probe_failures;
+    bool closing;
+    unsigned open; /* timer + entries not yet freed + a private registry */
+    void (*close_cb)(void *data);
+    void *close_data;
+};
+
+void ibcore_pool_config_init(struct ibcore_pool_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->host = "127.0.0.1";
+    cfg->port = 4002;
+    cfg->max_size = 4;
+    cfg->client_id_first = 1;
+    cfg->client_id_cap = 3;
+    cfg->quarantine_ms = 60000;
+    cfg->alive_window_ms = 2000;
+    cfg->probe_timeout_ms = 3000;
+    cfg->connect_timeout_ms = 10000;
+    cfg->idle_timeout_ms = 300000;
+    cfg->health_interval_ms = 60000;
+    cfg->health_strikes = 3;
+    cfg->use_lock = true;
+    cfg->lock_path = NULL;
+    cfg->seed = 1;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* ---- teardown -------------------------------------------------------------------------------- */
+
+static void pool_unref(struct ibcore_pool *p)
+{
+    void (*cb)(void *data) = p->close_cb;
+    void *data = p->close_data;
+
+    if (--p->open > 0)
+        return;
+    free(p->host);
+    free(p->lock_path);
+    free(p);
+    if (cb != NULL)
+        cb(data);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    pool_unref(h->data);
+}
+
+static void on_registry_closed(void *data)
+{
+    pool_unref(data);
+}
+
+static void on_conn_closed(void *data)
+{
+    struct entry *e = data;
+    struct ibcore_pool *p = e->pool;
+    struct entry **link;
+
+    for (link = &p->entries; *link != e; link = &(*link)->next)
+        ;
+    *link = e->next;
+    free(e);
+    pool_unref(p);
+}
+
+static void pump(uv_timer_t *t);
+static void on_lock(struct ibcore_hslock *lock, int status, void *data);
+
+/* Runs pump() on a later loop turn (inside pump() it re-reads everything anyway). */
+static void schedule(struct ibcore_pool *p)
+{
+    if (!p->closing && !p->in_pump)
+        uv_timer_start(&p->timer, pump, 0, 0);
+}
+
+/* Closes e's connection (whatever it was doing): a pending lock wait is cancelled, a held lock
+ * released, an unreported breaker permit counts as a failure (an attempt that never ended, as an
+ * expired lease would); e->acq is the caller's business. The completions e's connection delivers
+ * during the close (UV_ECANCELED) see E_CLOSING and return. */
+static void entry_close(struct entry *e)
+{
+    struct ibcore_pool *p = e->pool;
+
+    if (e->state == E_CLOSING)
+        return;
+    e->state = E_CLOSING;
+    e->acq = NULL;
+    if (e->was_ready)
+        p->closed++;
+    if (e->lock_pending) {
+        e->lock_pending = false;
+        ibcore_hslock_cancel(p->loop, on_lock, e);
+    }
+    ibcore_hslock_release(e->lock);
+    e->lock = NULL;
+    ibcore_breaker_report(&e->permit, false);
+    ibcore_conn_close(e->conn, on_conn_closed, e);
+    schedule(p); /* a slot is free: a waiter held back by max_size may connect */
+}
+
+/* ---- acquires -------------------------------------------------------------------------------- */
+
+static void finish(struct acq *a, struct ibcore_conn *c, int status)
+{
+    ibcore_acquire_cb cb = a->cb;
+    void *data = a->data;
+
+    free(a);
+    cb(c, status, data);
+}
+
+static void wait_push_back(struct ibcore_pool *p, struct acq *a)
+{
+    a->next = NULL;
+    *p->wait_tail = a;
+    p->wait_tail = &a->next;
+}
+
+static void wait_push_front(struct ibcore_pool *p, struct acq *a)
+{
+    a->next = p->wait_head;
+    p->wait_head = a;
+    if (a->next == NULL)
+        p->wait_tail = &a->next;
+}
+
+static void wait_unlink(struct ibcore_pool *p, struct acq *a)
+{
+    struct acq **link = &p->wait_head;
+
+    while (*link != a)
+        link = &(*link)->next;
+    *link = a->next;
+    if (*link == NULL)
+        p->wait_tail = link;
+    a->next = NULL;
+}
+
+static uint64_t jittered(struct ibcore_pool *p, uint64_t interval)
+{
+    uint64_t j = interval / 10;
+
+    return interval - j + ibcore__rand_upto(&p->rng, 2 * j);
+}
+
+static unsigned live_count(const struct ibcore_pool *p)
+{
+    unsigned n = 0;
+
+    for (const struct entry *e = p->entries; e != NULL; e = e->next)
+        n += e->state != E_CLOSING;
+    return n;
+}
+
+/* Trusted without a probe: a frame arrived within the alive window. */
+static bool trusted(const struct ibcore_pool *p, const struct entry *e, uint64_t now)
+{
+    uint64_t rx = ibcore_conn_last_rx_ms(e->conn);
+
+    return rx != 0 && now >= rx && now - rx < p->cfg.alive_window_ms;
+}
+
+/* ---- validation and health checks ----------------------------------------------------------- */
+
+static void set_idle(struct ibcore_pool *p, struct entry *e, uint64_t now)
+{
+    e->state = E_IDLE;
+    e->health_due_ms = sat_add(now, jittered(p, p->cfg.health_interval_ms));
+}
+
+/* A probe succeeded or failed (including one that could not start: status from the call).
+ * With e->acq: validation for that acquire; without: a health check. */
+static void probe_done(struct entry *e, int status)
+{
+    struct ibcore_pool *p = e->pool;
+    struct acq *a = e->acq;
+    uint64_t now = uv_now(p->loop);
+
+    e->acq = NULL;
+    if (status < 0)
+        p->probe_failures++;
+    if (a != NULL) {
+        if (status == 0) {
+            e->state = E_IN_USE;
+            finish(a, e->conn, 0);
+            return;
+        }
+        /* Poisoned (or dead): never handed out. The acquire keeps its place at the head. */
+        entry_close(e);
+        wait_push_front(p, a);
+        schedule(p);
+        return;
+    }
+    if (status == 0) {
+        e->strikes = 0;
+        set_idle(p, e, now);
+    } else if (++e->strikes >= p->cfg.health_strikes || ibcore_conn_is_poisoned(e->conn) ||
+               !ibcore_conn_is_ready(e->conn)) {
+        entry_close(e);
+    } else {
+        set_idle(p, e, now);
+    }
+    schedule(p);
+}
+
+static void on_probe(struct ibcore_conn *c, int status, int64_t epoch_s, void *data)
+{
+    struct entry *e = data;
+
+    (void)c;
+    (void)epoch_s;
+    if (e->state == E_CLOSING) /* our own close cancelled it */
+        return;
+    probe_done(e, status);
+}
+
+/* Reserves e (E_VALIDATING) for a (NULL: a health check), then probes it. Probes on one
+ * connection are >= 1 s apart by construction: a successful probe's reply refreshes last_rx, so
+ * the connection stays trusted (window >= 1 s) for at least a second after it; a failed one
+ * closes it. */
+static void start_probe(struct ibcore_pool *p, struct entry *e, struct acq *a, uint64_t now)
+{
+    uint64_t deadline = sat_add(now, p->cfg.probe_timeout_ms);
+    int rc;
+
+    e->state = E_VALIDATING;
+    e->acq = a;
+    if (a != NULL)
+        deadline = min_u64(deadline, a->deadline_ms);
+    p->probes++;
+    e->last_probe_ms = now;
+    rc = ibcore_conn_current_time(e->conn, deadline, on_probe, e);
+    if (rc < 0)
+        probe_done(e, rc);
+}
+
+/* ---- fresh connections ------------------------------------------------------------------------
+ */
+
+static void connect_done(struct entry *e, int status)
+{
+    struct ibcore_pool *p = e->pool;
+    struct acq *a = e->acq;
+    bool reached = status == 0 || status == IBCORE_ECLIENTID || status == IBCORE_ENOTREADY ||
+                   status == IBCORE_EVERSION;
+
+    ibcore_hslock_release(e->lock); /* held for connect + handshake only */
+    e->lock = NULL;
+    ibcore_breaker_report(&e->permit, reached); /* a refusal by id is a gateway that answered */
+    e->acq = NULL;
+    if (status == 0) {
+        e->was_ready = true;
+        p->created++;
+        e->state = E_IN_USE;
+        finish(a, e->conn, 0);
+        return;
+    }
+    entry_close(e);
+    if (status == IBCORE_ECLIENTID || status == IBCORE_ENOTREADY) {
+        if (status == IBCORE_ECLIENTID)
+            p->quarantine_until[e->id_off] = sat_add(uv_now(p->loop), p->cfg.quarantine_ms);
+        a->tried |= 1u << e->id_off;
+        wait_push_front(p, a);
+        schedule(p);
+        return;
+    }
+    if (status == IBCORE_ELOCK && uv_now(p->loop) >= a->deadline_ms)
+        status = UV_ETIMEDOUT;
+    finish(a, NULL, status);
+}
+
+static void on_connected(struct ibcore_conn *c, int status, void *data)
+{
+    struct entry *e = data;
+
+    (void)c;
+    if (e->state == E_CLOSING)
+        return;
+    connect_done(e, status);
+}
+
+static void connect_now(struct entry *e)
+{
+    struct ibcore_pool *p = e->pool;
+    struct ibcore_conn_opts o;
+    uint64_t deadline =
+        min_u64(e->acq->deadline_ms, sat_add(uv_now(p->loop), p->cfg.connect_timeout_ms));
+    int rc;
+
+    ibcore_conn_opts_init(&o);
+    o.host = p->host;
+    o.port = p->cfg.port;
+    o.client_id = p->cfg.client_id_first + e->id_off;
+    rc = ibcore_conn_connect(e->conn, &o, deadline, on_connected, e);
+    if (rc < 0)
+        connect_done(e, rc);
+}
+
+static void on_lock(struct ibcore_hslock *lock, int status, void *data)
+{
+    struct entry *e = data;
+
+    if (e->state == E_CLOSING) {
+        ibcore_hslock_release(lock);
+        return;
+    }
+    e->lock_pending = false;
+    if (status < 0) {
+        connect_done(e, status);
+        return;
+    }
+    e->lock = lock;
+    connect_now(e);
+}
+
+/* A new connection for a (already off the wait queue) with client id offset off. */
+static void start_connect(struct ibcore_pool *p, struct acq *a, int off)
+{
+    struct ibcore_permit permit;
+    struct entry *e;
+    int rc;
+
+    if (ibcore_breaker_acquire(p->breaker, &permit) < 0) {
+        finish(a, NULL, IBCORE_EBREAKER); /* open: no connect(2), no lock wait */
+        return;
+    }
+    e = calloc(1, sizeof *e);
+    if (e == NULL || (e->conn = ibcore_conn_new(p->loop)) == NULL) {
+        free(e);
+        ibcore_breaker_report(&permit, false);
+        finish(a, NULL, UV_ENOMEM);
+        return;
+    }
+    e->pool = p;
+    e->permit = permit;
+    e->state = E_CONNECTING;
+    e->acq = a;
+    e->id_off = off;
+    e->next = p->entries;
+    p->entries = e;
+    p->open++;
+    if (!p->cfg.use_lock) {
+        connect_now(e);
+        return;
+    }
+    e->lock_pending = true;
+    rc = ibcore_hslock_acquire(p->loop, p->lock_path, a->deadline_ms, on_lock, e);
+    if (rc < 0) {
+        e->lock_pending = false;
+        connect_done(e, rc);
+    }
+}
+
+/* The first client id offset a may try now: >= 0; -1 when every free one is held by a live
+ * connection of the pool (wait for it); -2 when every one is refused or quarantined. */
+static int pick_id(const struct ibcore_pool *p, const struct acq *a, uint64_t now)
+{
+    uint32_t held = 0;
+    bool any_held = false;
+
+    for (const struct entry *e = p->entries; e != NULL; e = e->next)
+        if (e->state != E_CLOSING)
+            held |= 1u << e->id_off;
+    for (unsigned off = 0; off < p->cfg.client_id_cap; off++) {
+        uint32_t bit = 1u << off;
+
+        if ((a->tried & bit) || p->quarantine_until[off] > now)
+            continue;
+        if (held & bit) {
+            any_held = true;
+            continue;
+        }
+        return (int)off;
+    }
+    return any_held ? -1 : -2;
+}
+
+/* The most recently returned idle connection; dead ones found on the way are closed. */
+static struct entry *pick_idle(struct ibcore_pool *p)
+{
+    struct entry *best = NULL;
+
+    for (struct entry *e = p->entries; e != NULL; e = e->next) {
+        if (e->state != E_IDLE)
+            continue;
+        if (!ibcore_conn_is_ready(e->conn) || ibcore_conn_is_poisoned(e->conn)) {
+            entry_close(e);
+            continue;
+        }
+        if (best == NULL || e->idle_since_ms > best->idle_since_ms)
+            best = e;
+    }
+    return best;
+}
+
+/* ---- the pump ---------------------------------------------------------------------------------
+ */
+
+static void pump_waiters(struct ibcore_pool *p, uint64_t now)
+{
+    struct acq *a;
+    struct entry *e;
+    int off;
+
+expire:
+    for (a = p->wait_head; a != NULL && !p->closing; a = a->next) {
+        if (a->deadline_ms <= now) {
+            wait_unlink(p, a);
+            finish(a, NULL, UV_ETIMEDOUT);
+            goto expire; /* the callback may have changed the queue */
+        }
+    }
+    while (!p->closing && (a = p->wait_head) != NULL) {
+        if (a->deadline_ms <= now)
+            goto expire;
+        e = pick_idle(p);
+        if (e != NULL) {
+            wait_unlink(p, a);
+            if (trusted(p, e, now)) {
+                e->state = E_IN_USE;
+                finish(a, e->conn, 0);
+            } else {
+                start_probe(p, e, a, now); /* reserved first: nobody else can take it */
+            }
+            continue;
+        }
+        if (live_count(p) >= p->cfg.max_size)
+            break;
+        off = pick_id(p, a, now);
+        if (off == -1)
+            break;
+        wait_unlink(p, a);
+        if (off == -2)
+            finish(a, NULL, IBCORE_EIDSEXHAUSTED);
+        else
+            start_connect(p, a, off);
+    }
+}
+
+/* Idle GC and health checks; never touches a connection that is not idle. */
+static void housekeeping(struct ibcore_pool *p, uint64_t now)
+{
+    for (struct entry *e = p->entries; e != NULL && !p->closing; e = e->next) {
+        if (e->state != E_IDLE)
+            continue;
+        if (!ibcore_conn_is_ready(e->conn) || ibcore_conn_is_poisoned(e->conn) ||
+            now - e->idle_since_ms >= p->cfg.idle_timeout_ms) {
+            entry_close(e);
+        } else if (now >= e->health_due_ms) {
+            if (trusted(p, e, now)) {
+                e->strikes = 0;
+                set_idle(p, e, now);
+            } else {
+                start_probe(p, e, NULL, now);
+            }
+        }
+    }
+}
+
+static void pump(uv_timer_t *t)
+{
+    struct ibcore_pool *p = t->data;
+    uint64_t now = uv_now(p->loop), next = UINT64_MAX;
+
+    p->in_pump = true;
+    pump_waiters(p, now);
+    if (!p->closing)
+        housekeeping(p, now);
+    p->in_pump = false;
+    if (p->closing)
+        return;
+    for (const struct acq *a = p->wait_head; a != NULL; a = a->next)
+        next = min_u64(next, a->deadline_ms);
+    for (const struct entry *e = p->entries; e != NULL; e = e->next) {
+        if (e->state != E_IDLE)
+            continue;
+        next = min_u64(next, sat_add(e->idle_since_ms, p->cfg.idle_timeout_ms));
+        next = min_u64(next, e->health_due_ms);
+    }
+    if (next == UINT64_MAX)
+        uv_timer_stop(&p->timer);
+    else
+        uv_timer_start(&p->timer, pump, next > now ? next - now : 0, 0);
+}
+
+/* ---- public ---------------------------------------------------------------------------------- */
+
+struct ibcore_pool *ibcore_pool_new(uv_loop_t *loop, const struct ibcore_pool_config *cfg,
+                                    struct ibcore_breakers *registry)
+{
+    struct sockaddr_storage addr;
+    struct ibcore_pool *p;
+
+    if (loop == NULL || cfg == NULL || cfg->host == NULL || cfg->port < 1 || cfg->port > 65535 ||
+        cfg->max_size == 0 || cfg->client_id_cap < 1 || cfg->client_id_cap > MAX_IDS ||
+        cfg->client_id_first < 0 || cfg->client_id_first > INT32_MAX - MAX_IDS ||
+        cfg->health_strikes == 0)
+        return NULL;
+    if (uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr) != 0 &&
+        uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr) != 0)
+        return NULL;
+    p = calloc(1, sizeof *p);
+    if (p == NULL)
+        return NULL;
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (p->cfg.alive_window_ms < PROBE_SPACING_MS)
+        p->cfg.alive_window_ms = PROBE_SPACING_MS;
+    if (p->cfg.health_interval_ms < PROBE_SPACING_MS)
+        p->cfg.health_interval_ms = PROBE_SPACING_MS;
+    p->host = strdup(cfg->host);
+    p->lock_path = cfg->lock_path ? strdup(cfg->lock_path) : NULL;
+    p->cfg.host = p->host;
+    p->cfg.lock_path = p->lock_path;
+    if (registry == NULL)
+        registry = p->own_registry = ibcore_breakers_new(loop, NULL, NULL, NULL);
+    if (registry != NULL)
+        p->breaker = ibcore_breakers_get(registry, p->host, cfg->port);
+    if (p->host == NULL || (cfg->lock_path != NULL && p->lock_path == NULL) || p->breaker == NULL) {
+        if (p->own_registry != NULL)
+            ibcore_breakers_close(p->own_registry, NULL, NULL);
+        free(p->host);
+        free(p->lock_path);
+        free(p);
+        return NULL;
+    }
+    p->rng = cfg->seed;
+    p->wait_tail = &p->wait_head;
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    p->open = 1 + (p->own_registry != NULL);
+    return p;
+}
+
+int ibcore_pool_acquire(struct ibcore_pool *pool, uint64_t deadline_ms, ibcore_acquire_cb cb,
+                        void *data)
+{
+    struct acq *a;
+
+    if (pool == NULL || cb == NULL)
+        return UV_EINVAL;
+    if (pool->closing)
+        return IBCORE_ESHUTDOWN;
+    a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return UV_ENOMEM;
+    a->pool = pool;
+    a->deadline_ms = deadline_ms;
+    a->cb = cb;
+    a->data = data;
+    wait_push_back(pool, a);
+    schedule(pool);
+    return 0;
+}
+
+int ibcore_pool_release(struct ibcore_pool *pool, struct ibcore_conn *conn)
+{
+    struct entry *e;
+    uint64_t now;
+
+    if (pool == NULL || conn == NULL)
+        return UV_EINVAL;
+    if (pool->closing)
+        return IBCORE_ESHUTDOWN;
+    for (e = pool->entries; e != NULL; e = e->next)
+        if (e->conn == conn && e->state == E_IN_USE)
+            break;
+    if (e == NULL)
+        return UV_EINVAL;
+    now = uv_now(pool->loop);
+    if (!ibcore_conn_is_ready(conn) || ibcore_conn_is_poisoned(conn)) {
+        entry_close(e);
+    } else {
+        e->idle_since_ms = now;
+        set_idle(pool, e, now);
+    }
+    schedule(pool);
+    return 0;
+}
+
+void ibcore_pool_stats(const struct ibcore_pool *pool, struct ibcore_pool_stats *st)
+{
+    memset(st, 0, sizeof *st);
+    for (const struct acq *a = pool->wait_head; a != NULL; a = a->next)
+        st->pending++;
+    for (const struct entry *e = pool->entries; e != NULL; e = e->next) {
+        st->pending += e->acq != NULL;
+        switch (e->state) {
+        case E_CONNECTING:
+            st->connecting++;
+            break;
+        case E_VALIDATING:
+            st->validating++;
+            break;
+        case E_IDLE:
+            st->idle++;
+            break;
+        case E_IN_USE:
+            st->in_use++;
+            break;
+        case E_CLOSING:
+            continue;
+        }
+        st->live++;
+    }
+    st->created = pool->created;
+    st->closed = pool->closed;
+    st->probes = pool->probes;
+    st->probe_failures = pool->probe_failures;
+}
+
+void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *data)
+{
+    struct acq *list, **tail;
+
+    if (pool == NULL || pool->closing)
+        return;
+    pool->closing = true;
+    pool->close_cb = cb;
+    pool->close_data = data;
+    /* Every pending acquire, queued or attached to an entry, is collected first... */
+    list = pool->wait_head;
+    tail = pool->wait_tail;
+    pool->wait_head = NULL;
+    pool->wait_tail = &pool->wait_head;
+    for (struct entry *e = pool->entries; e != NULL; e = e->next) {
+        if (e->acq != NULL) {
+            e->acq->next = NULL;
+            *tail = e->acq;
+            tail = &e->acq->next;
+            e->acq = NULL;
+        }
+    }
+    /* ...then every connection closes (entries are unlinked in their close callbacks)... */
+    for (struct entry *e = pool->entries; e != NULL; e = e->next)
+        entry_close(e);
+    uv_close((uv_handle_t *)&pool->timer, on_timer_closed);
+    if (pool->own_registry != NULL)
+        ibcore_breakers_close(pool->own_registry, on_registry_closed, pool);
+    /* ...and the acquires complete, each once, before this returns. */
+    while (list != NULL) {
+        struct acq *a = list;
+
+        list = a->next;
+        finish(a, NULL, IBCORE_ESHUTDOWN);
+    }
+}
