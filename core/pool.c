@@ -7,6 +7,8 @@
  * deadline, and when an idle connection is due for GC or a health check. Every acquire is in
  * exactly one place: the wait queue, or attached to the entry it is validating or connecting
  * (e->acq). Every counter is computed from the entries, so none can go negative. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +17,7 @@
 
 #define MAX_IDS          32
 #define PROBE_SPACING_MS 1000 /* IB answers reqCurrentTime at most once a second */
+#define PROBE_WINDOW     20   /* probe outcomes kept for the status score */
 
 enum entry_state { E_CONNECTING, E_VALIDATING, E_IDLE, E_IN_USE, E_CLOSING };
 
@@ -38,6 +41,8 @@ struct entry {
     struct ibcore_hslock *lock;
     struct ibcore_permit permit;
     uint64_t idle_since_ms, health_due_ms, last_probe_ms;
+    uint64_t probe_start_ns; /* uv_hrtime() when the running probe was sent */
+    bool healthy;            /* ready, and its last validation (handshake or probe) passed */
     unsigned strikes;
     struct entry *next;
 };
@@ -55,6 +60,11 @@ struct ibcore_pool {
     uint64_t quarantine_until[MAX_IDS];
     uint64_t rng;
     uint64_t created, closed, probes, probe_failures;
+    struct probe_rec {
+        bool ok;
+        uint64_t us; /* a failed probe counts as probe_timeout_ms */
+    } ring[PROBE_WINDOW];
+    unsigned ring_n, ring_next; /* outcomes held; where the next one goes */
     bool closing;
     unsigned open; /* timer + entries not yet freed + a private registry */
     void (*close_cb)(void *data);
@@ -235,6 +245,22 @@ static void set_idle(struct ibcore_pool *p, struct entry *e, uint64_t now)
     e->health_due_ms = sat_add(now, jittered(p, p->cfg.health_interval_ms));
 }
 
+/* Keeps the outcome and latency of a finished probe in the window of the last PROBE_WINDOW. */
+static void record_probe(struct ibcore_pool *p, struct entry *e, bool ok)
+{
+    uint64_t us = (uv_hrtime() - e->probe_start_ns) / 1000;
+    uint64_t timeout_us = p->cfg.probe_timeout_ms * 1000;
+
+    if (!ok || us > timeout_us)
+        us = timeout_us;
+    e->healthy = ok;
+    p->ring[p->ring_next].ok = ok;
+    p->ring[p->ring_next].us = us;
+    p->ring_next = (p->ring_next + 1) % PROBE_WINDOW;
+    if (p->ring_n < PROBE_WINDOW)
+        p->ring_n++;
+}
+
 /* A probe succeeded or failed (including one that could not start: status from the call).
  * With e->acq: validation for that acquire; without: a health check. */
 static void probe_done(struct entry *e, int status)
@@ -244,6 +270,7 @@ static void probe_done(struct entry *e, int status)
     uint64_t now = uv_now(p->loop);
 
     e->acq = NULL;
+    record_probe(p, e, status == 0);
     if (status < 0)
         p->probe_failures++;
     if (a != NULL) {
@@ -296,6 +323,7 @@ static void start_probe(struct ibcore_pool *p, struct entry *e, struct acq *a, u
         deadline = min_u64(deadline, a->deadline_ms);
     p->probes++;
     e->last_probe_ms = now;
+    e->probe_start_ns = uv_hrtime();
     rc = ibcore_conn_current_time(e->conn, deadline, on_probe, e);
     if (rc < 0)
         probe_done(e, rc);
@@ -317,6 +345,7 @@ static void connect_done(struct entry *e, int status)
     e->acq = NULL;
     if (status == 0) {
         e->was_ready = true;
+        e->healthy = true; /* the handshake just proved it */
         p->created++;
         e->state = E_IN_USE;
         finish(a, e->conn, 0);
@@ -711,4 +740,266 @@ void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *d
         list = a->next;
         finish(a, NULL, IBCORE_ESHUTDOWN);
     }
+}
+
+/* ---- status and score ------------------------------------------------------------------------
+ */
+
+struct snapshot {
+    struct ibcore_score score;
+    struct ibcore_zombies z;
+    int scan_rc;
+    uint64_t p95_us; /* UINT64_MAX: no probe in the window */
+};
+
+/* p95 by nearest rank over the window; UINT64_MAX when empty. */
+static uint64_t probe_p95_us(const struct ibcore_pool *p)
+{
+    uint64_t v[PROBE_WINDOW];
+    unsigned n = p->ring_n, rank;
+
+    if (n == 0)
+        return UINT64_MAX;
+    for (unsigned i = 0; i < n; i++)
+        v[i] = p->ring[i].us;
+    for (unsigned i = 1; i < n; i++) /* insertion sort: 20 at most */
+        for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+            uint64_t t = v[j];
+
+            v[j] = v[j - 1];
+            v[j - 1] = t;
+        }
+    rank = (95 * n + 99) / 100; /* ceil(0.95 n), 1..n */
+    return v[rank - 1];
+}
+
+static bool entry_healthy(const struct entry *e)
+{
+    return (e->state == E_VALIDATING || e->state == E_IDLE || e->state == E_IN_USE) && e->healthy &&
+           ibcore_conn_is_ready(e->conn) && !ibcore_conn_is_poisoned(e->conn);
+}
+
+static void take_snapshot(struct ibcore_pool *p, struct snapshot *s)
+{
+    struct ibcore_score *sc = &s->score;
+    unsigned live = 0, healthy = 0, waiting = 0, ok = 0, wanted;
+    bool on_first = false, on_fallback = false;
+    uint64_t t_us = p->cfg.probe_timeout_ms * 1000;
+
+    memset(s, 0, sizeof *s);
+    switch (ibcore_breaker_state(p->breaker)) {
+    case IBCORE_BREAKER_CLOSED:
+        sc->breaker = 30;
+        break;
+    case IBCORE_BREAKER_DISABLED:
+        sc->breaker = 15;
+        break;
+    case IBCORE_BREAKER_HALF_OPEN:
+        sc->breaker = 10;
+        break;
+    default:
+        sc->breaker = 0;
+        break;
+    }
+    for (const struct acq *a = p->wait_head; a != NULL; a = a->next)
+        waiting++;
+    for (const struct entry *e = p->entries; e != NULL; e = e->next) {
+        if (e->state == E_CLOSING)
+            continue;
+        live++;
+        healthy += entry_healthy(e);
+        if (e->was_ready && ibcore_conn_is_ready(e->conn)) {
+            if (e->id_off == 0)
+                on_first = true;
+            else
+                on_fallback = true;
+        }
+    }
+    wanted = live + waiting > 1 ? live + waiting : 1;
+    sc->connectivity = healthy >= wanted ? 25 : 25 * healthy / wanted;
+    for (unsigned i = 0; i < p->ring_n; i++)
+        ok += p->ring[i].ok;
+    sc->probe_health = p->ring_n == 0 ? 20 : 20 * ok / p->ring_n;
+    s->p95_us = probe_p95_us(p);
+    if (s->p95_us == UINT64_MAX || s->p95_us <= t_us / 3)
+        sc->latency = 10;
+    else if (s->p95_us >= t_us)
+        sc->latency = 0;
+    else
+        sc->latency = (unsigned)(10 * (t_us - s->p95_us) / (t_us - t_us / 3));
+    s->scan_rc = ibcore_zombie_scan(p->cfg.port, &s->z);
+    if (s->scan_rc < 0)
+        sc->zombies = 5;
+    else if (s->z.own > 0)
+        sc->zombies = 0;
+    else if (s->z.foreign > 0)
+        sc->zombies = 5;
+    else
+        sc->zombies = 10;
+    sc->client_id = on_first ? 5 : on_fallback ? 3 : 0;
+    if (sc->breaker == 0 && sc->connectivity == 0)
+        sc->total = 0;
+    else
+        sc->total = sc->breaker + sc->connectivity + sc->probe_health + sc->latency + sc->zombies +
+                    sc->client_id;
+}
+
+int ibcore_pool_score(struct ibcore_pool *pool, struct ibcore_score *out)
+{
+    struct snapshot s;
+
+    if (pool == NULL || out == NULL)
+        return UV_EINVAL;
+    take_snapshot(pool, &s);
+    *out = s.score;
+    return 0;
+}
+
+struct strbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+
+static void sb_printf(struct strbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (b->oom)
+        return;
+    for (;;) {
+        va_start(ap, fmt);
+        n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            b->oom = true;
+            return;
+        }
+        if ((size_t)n < b->cap - b->len) {
+            b->len += (size_t)n;
+            return;
+        }
+        size_t cap = b->cap * 2 + (size_t)n;
+        char *q = realloc(b->p, cap);
+
+        if (q == NULL) {
+            b->oom = true;
+            return;
+        }
+        b->p = q;
+        b->cap = cap;
+    }
+}
+
+/* A JSON string literal for s (NULL: null). */
+static void sb_str(struct strbuf *b, const char *s)
+{
+    if (s == NULL) {
+        sb_printf(b, "null");
+        return;
+    }
+    sb_printf(b, "\"");
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+
+        if (c == '"' || c == '\\')
+            sb_printf(b, "\\%c", c);
+        else if (c < 0x20 || c == 0x7f)
+            sb_printf(b, "\\u%04x", c);
+        else
+            sb_printf(b, "%c", c);
+    }
+    sb_printf(b, "\"");
+}
+
+char *ibcore_pool_status_json(struct ibcore_pool *pool)
+{
+    struct strbuf b = { 0 };
+    struct snapshot s;
+    struct ibcore_pool_stats st;
+    const struct ibcore_score *sc = &s.score;
+    uint64_t now;
+    const char *sep = "";
+
+    if (pool == NULL)
+        return NULL;
+    b.cap = 2048;
+    b.p = malloc(b.cap);
+    if (b.p == NULL)
+        return NULL;
+    b.p[0] = '\0';
+    now = uv_now(pool->loop);
+    take_snapshot(pool, &s);
+    ibcore_pool_stats(pool, &st);
+    sb_printf(&b,
+              "{\"score\":{\"total\":%u,\"breaker\":%u,\"connectivity\":%u,\"probe_health\":%u,"
+              "\"latency\":%u,\"zombies\":%u,\"client_id\":%u},\"endpoint\":{\"host\":",
+              sc->total, sc->breaker, sc->connectivity, sc->probe_health, sc->latency, sc->zombies,
+              sc->client_id);
+    sb_str(&b, pool->host);
+    sb_printf(&b, ",\"port\":%d},\"breaker\":{\"state\":", pool->cfg.port);
+    sb_str(&b, ibcore_breaker_state_name(ibcore_breaker_state(pool->breaker)));
+    sb_printf(&b,
+              ",\"consecutive_failures\":%u,\"retry_in_ms\":%llu},"
+              "\"pool\":{\"live\":%u,\"connecting\":%u,\"validating\":%u,\"idle\":%u,"
+              "\"in_use\":%u,\"pending\":%u,\"max_size\":%u,\"created\":%llu,\"closed\":%llu,"
+              "\"probes\":%llu,\"probe_failures\":%llu},"
+              "\"client_ids\":{\"first\":%d,\"cap\":%u,\"in_use\":[",
+              ibcore_breaker_failures(pool->breaker),
+              (unsigned long long)ibcore_breaker_retry_in_ms(pool->breaker), st.live, st.connecting,
+              st.validating, st.idle, st.in_use, st.pending, pool->cfg.max_size,
+              (unsigned long long)st.created, (unsigned long long)st.closed,
+              (unsigned long long)st.probes, (unsigned long long)st.probe_failures,
+              pool->cfg.client_id_first, pool->cfg.client_id_cap);
+    for (unsigned off = 0; off < pool->cfg.client_id_cap; off++) {
+        for (const struct entry *e = pool->entries; e != NULL; e = e->next) {
+            if (e->state != E_CLOSING && e->id_off == (int)off) {
+                sb_printf(&b, "%s%d", sep, pool->cfg.client_id_first + (int)off);
+                sep = ",";
+                break;
+            }
+        }
+    }
+    sb_printf(&b, "],\"quarantined\":[");
+    sep = "";
+    for (unsigned off = 0; off < pool->cfg.client_id_cap; off++) {
+        if (pool->quarantine_until[off] > now) {
+            sb_printf(&b, "%s{\"id\":%d,\"for_ms\":%llu}", sep,
+                      pool->cfg.client_id_first + (int)off,
+                      (unsigned long long)(pool->quarantine_until[off] - now));
+            sep = ",";
+        }
+    }
+    sb_printf(&b,
+              "]},\"validation\":{\"alive_window_ms\":%llu,\"probe_timeout_ms\":%llu,"
+              "\"probes\":%llu,\"probe_failures\":%llu,\"window\":[",
+              (unsigned long long)pool->cfg.alive_window_ms,
+              (unsigned long long)pool->cfg.probe_timeout_ms, (unsigned long long)st.probes,
+              (unsigned long long)st.probe_failures);
+    for (unsigned i = 0; i < pool->ring_n; i++) { /* oldest first */
+        unsigned k = (pool->ring_next + PROBE_WINDOW - pool->ring_n + i) % PROBE_WINDOW;
+
+        sb_printf(&b, "%s{\"ok\":%s,\"ms\":%.3f}", i ? "," : "",
+                  pool->ring[k].ok ? "true" : "false", (double)pool->ring[k].us / 1000.0);
+    }
+    if (s.p95_us == UINT64_MAX)
+        sb_printf(&b, "],\"p95_ms\":null}");
+    else
+        sb_printf(&b, "],\"p95_ms\":%.3f}", (double)s.p95_us / 1000.0);
+    sb_printf(&b,
+              ",\"idle_gc\":{\"idle\":%u,\"idle_timeout_ms\":%llu,\"health_interval_ms\":%llu,"
+              "\"health_strikes\":%u},\"zombies\":{\"own\":%u,\"foreign\":%u,\"scan\":",
+              st.idle, (unsigned long long)pool->cfg.idle_timeout_ms,
+              (unsigned long long)pool->cfg.health_interval_ms, pool->cfg.health_strikes,
+              s.scan_rc < 0 ? 0 : s.z.own, s.scan_rc < 0 ? 0 : s.z.foreign);
+    sb_str(&b, s.scan_rc < 0 ? ibcore_err_name(s.scan_rc) : "ok");
+    sb_printf(&b, "},\"lock\":{\"path\":");
+    sb_str(&b, pool->lock_path != NULL ? pool->lock_path : ibcore_hslock_default_path());
+    sb_printf(&b, ",\"enabled\":%s}}", pool->cfg.use_lock ? "true" : "false");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    return b.p;
 }

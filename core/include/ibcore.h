@@ -318,6 +318,35 @@ void ibcore_pool_stats(const struct ibcore_pool *pool, struct ibcore_pool_stats 
  * acquire callback; a second call is a no-op. */
 void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *data);
 
+/* ---------------------------------------------------------------------------------------------
+ * Status: a 0..100 score from the pool's live state (never from which features exist), each
+ * component beside the total (anchors-resilience.md section 9):
+ *  breaker      30  closed 30, disabled 15 (nothing is protected), half-open 10, open/forced 0
+ *  connectivity 25  25 * healthy / wanted, rounded down: healthy = live connections that are
+ *                   ready, not poisoned and whose last validation (handshake or probe) passed;
+ *                   wanted = max(1, live + acquires waiting in the queue)
+ *  probe_health 20  20 * successes / probes over the last 20 probes (none yet: 20)
+ *  latency      10  p95 of those probes (a failed one counts as probe_timeout_ms): 10 up to
+ *                   probe_timeout_ms / 3, linear to 0 at probe_timeout_ms (none yet: 10)
+ *  zombies      10  CLOSE_WAIT sockets to the pool's port: none 10, only foreign 5, any of
+ *                   this process's 0 (scan failed: 5)
+ *  client_id     5  a ready connection on client_id_first 5, only on fallback ids 3, none 0
+ * total = the sum, except 0 when breaker and connectivity are both 0 (open, nothing healthy).
+ */
+struct ibcore_score {
+    unsigned total; /* 0..100 */
+    unsigned breaker, connectivity, probe_health, latency, zombies, client_id;
+};
+
+/* Fills out from the live state (scans /proc for zombies). 0, or UV_EINVAL (NULL args). */
+int ibcore_pool_score(struct ibcore_pool *pool, struct ibcore_score *out);
+/* A JSON object: "score" (total and components), "endpoint", "breaker" (state,
+ * consecutive_failures, retry_in_ms), "pool" (the ibcore_pool_stats counters), "client_ids"
+ * (first, cap, in_use, quarantined), "validation" (alive_window_ms, probe_timeout_ms, probes,
+ * probe_failures, window: the last 20 probes oldest first, p95_ms), "idle_gc",
+ * "zombies" (own, foreign, scan), "lock" (path, enabled). malloc'd (free() it); NULL on OOM. */
+char *ibcore_pool_status_json(struct ibcore_pool *pool);
+
 #ifdef __cplusplus
 }
 #endif
