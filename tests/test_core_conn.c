@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "fault.h"
+#include "fdcount.h"
 #include "ibcore.h"
 #include "ibwire.h"
 #include "mockgw.h"
@@ -1053,20 +1054,6 @@ static void conn_close_before_tcp_connect_completes(void **state)
     assert_int_equal(p.connect_status, UV_ECANCELED);
     run_for(fx, 50);
     assert_int_equal(p.connect_calls, 1);
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    assert_non_null(d);
-    while ((e = readdir(d)) != NULL)
-        if (e->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n;
 }
 
 static void conn_fd_count_back_to_baseline_after_200_cycles(void **state)

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "fdcount.h"
 #include "ibcore.h"
 #include "mockgw.h"
 #include "server.h"
@@ -596,6 +597,46 @@ static void pool_health_checks_probe_idle_and_close_dead(void **state)
     pool_close(fx);
 }
 
+/* 1000 fault cycles: every connection is reset by the gateway right after ready (before or
+ * after the pool lends it), so each cycle makes a fresh one; afterwards every descriptor the
+ * pool opened is closed again. */
+static void pool_fds_back_to_baseline_after_1000_fault_cycles(void **state)
+{
+    struct fixture *fx = *state;
+    struct ibcore_breakers *reg;
+    int baseline, ok = 0, failed = 0;
+
+    fx->cfg.max_clients = 0;
+    fx->cfg.seed = 7;
+    start_server(fx, "{\"rules\":[{\"match\":{\"phase\":\"ready\"},"
+                     "\"action\":{\"type\":\"reset\"}}]}");
+    reg = ibcore_breakers_new(&fx->loop, NULL, NULL, NULL);
+    assert_non_null(reg);
+    ibcore_breaker_disable(ibcore_breakers_get(reg, "127.0.0.1", fx->port)); /* keep trying */
+    fx->pc.max_size = 1;
+    new_pool(fx, reg);
+    baseline = count_fds();
+    for (int i = 0; i < 1000; i++) {
+        struct got g;
+
+        acquire_start(fx, &g, 5000);
+        RUN_UNTIL(fx, g.calls > 0); /* no settling pause: 1000 cycles must stay quick */
+        if (g.status == 0) {
+            ok++;
+            assert_int_equal(ibcore_pool_release(fx->pool, g.conn), 0);
+        } else {
+            failed++;
+        }
+    }
+    assert_true(fx->srv->ctx.counters.faults >= 900); /* (nearly) one reset per cycle */
+    assert_int_equal(ok + failed, 1000);
+    pool_close(fx);
+    for (int i = 0; i < 100 && count_fds() != baseline; i++)
+        run_for(fx, 10); /* mockgw closes its side when it reads our FIN */
+    assert_int_equal(count_fds(), baseline);
+    ibcore_breakers_close(reg, NULL, NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +654,7 @@ int main(void)
         T(pool_close_completes_pending_with_eshutdown),
         T(pool_idle_gc_closes_idle_never_in_use),
         T(pool_health_checks_probe_idle_and_close_dead),
+        T(pool_fds_back_to_baseline_after_1000_fault_cycles),
 #undef T
     };
 
