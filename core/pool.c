@@ -861,7 +861,7 @@ struct strbuf {
     bool oom;
 };
 
-static void sb_printf(struct strbuf *b, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void sb_printf(struct strbuf *b, const char *fmt, ...)
 {
     va_list ap;
     int n;

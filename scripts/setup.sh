@@ -10,7 +10,7 @@ build=${BUILD_DIR:-$root/build}
 
 need_pkgs=(build-essential cmake pkg-config libuv1-dev libcjson-dev libhttp-parser-dev tzdata)
 if [ "$mode" = test ]; then
-  need_pkgs+=(libcmocka-dev python3 python3-pytest clang-format valgrind)
+  need_pkgs+=(libcmocka-dev python3 python3-pytest clang clang-format valgrind)
 fi
 
 missing=()

@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Install what is missing, build, and run every test: formatting, cmocka units and pytest e2e
-# (ctest runs both), then the same suite again on an ASan+UBSan build, where any memory error,
-# leak or undefined behaviour fails it. Exit status is non-zero if anything failed.
+# Install what is missing, build (gcc, and clang for its warnings), and run every test: formatting,
+# cmocka units and pytest e2e (ctest runs both), then the same suite again on an ASan+UBSan build,
+# where any memory error, leak or undefined behaviour fails it, then the valgrind smoke.
+# Exit status is non-zero if anything failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 "$root/scripts/setup.sh" test
 "$root/scripts/format.sh" --check
+
+echo "== clang builds warning-free too (-Werror) =="
+CC=clang cmake -S "$root" -B "$root/build-clang" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$root/build-clang" -j "$(nproc)" -- --no-print-directory -s
 (cd "$build" && ctest --output-on-failure --timeout 600 -j "$(nproc)")
 
 echo "== the same tests under ASan+UBSan =="

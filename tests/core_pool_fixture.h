@@ -5,6 +5,8 @@
 #ifndef MGW_TEST_CORE_POOL_FIXTURE_H
 #define MGW_TEST_CORE_POOL_FIXTURE_H
 
+#include "loop_util.h"
+
 #define SLACK_MS 100
 
 struct fixture {
@@ -81,13 +83,6 @@ static void on_stopped(struct mgw_server *srv, void *data)
     (void)data;
 }
 
-#define RUN_UNTIL(fx, cond)                   \
-    do {                                      \
-        while (!(cond) && !(fx)->hung)        \
-            uv_run(&(fx)->loop, UV_RUN_ONCE); \
-        assert_false((fx)->hung);             \
-    } while (0)
-
 static void on_pool_closed(void *data)
 {
     ((struct fixture *)data)->pool_closed++;
@@ -125,41 +120,9 @@ static int teardown(void **state)
     return 0;
 }
 
-static void on_pause(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-static void run_for(struct fixture *fx, uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-
-    uv_timer_init(&fx->loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_pause, ms, 0);
-    RUN_UNTIL(fx, done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&fx->loop, UV_RUN_NOWAIT);
-}
-
 static void start_server(struct fixture *fx, const char *script)
 {
-    struct mgw_script *sc = NULL;
-    struct mgw_err err;
-
-    if (script) {
-        sc = mgw_script_parse(script, strlen(script), "test", &err);
-        if (sc == NULL)
-            fail_msg("%s", err.msg);
-        fx->cfg.script = sc;
-    }
-    fx->srv = mgw_server_new(&fx->loop, &fx->cfg, &err);
-    if (fx->srv == NULL)
-        fail_msg("%s", err.msg);
-    mgw_script_free(sc);
-    fx->cfg.script = NULL;
-    assert_int_equal(mgw_server_start(fx->srv, &err), 0);
+    fx->srv = loop_start_mockgw(&fx->loop, &fx->cfg, script);
     fx->port = mgw_server_api_port(fx->srv);
     fx->pc.port = fx->port;
 }

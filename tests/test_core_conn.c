@@ -20,6 +20,8 @@
 #include "ibwire.h"
 #include "mockgw.h"
 
+#include "loop_util.h"
+
 #define SLACK_MS 100 /* a deadline fires within [deadline, deadline + SLACK_MS] */
 
 struct fixture {
@@ -122,51 +124,10 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Runs the loop until cond holds (the watchdog bounds it). */
-#define RUN_UNTIL(fx, cond)                   \
-    do {                                      \
-        while (!(cond) && !(fx)->hung)        \
-            uv_run(&(fx)->loop, UV_RUN_ONCE); \
-        assert_false((fx)->hung);             \
-    } while (0)
-
-static void on_pause(uv_timer_t *t)
-{
-    *(bool *)t->data = true;
-}
-
-/* Runs the loop for ms (lets late callbacks, if any, show up). */
-static void run_for(struct fixture *fx, uint64_t ms)
-{
-    uv_timer_t t;
-    bool done = false;
-
-    uv_timer_init(&fx->loop, &t);
-    t.data = &done;
-    uv_timer_start(&t, on_pause, ms, 0);
-    RUN_UNTIL(fx, done);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&fx->loop, UV_RUN_NOWAIT);
-}
-
 /* Starts an in-process mockgw; script is a fault script in JSON, or NULL. */
 static void start_server(struct fixture *fx, const char *script)
 {
-    struct mgw_script *sc = NULL;
-    struct mgw_err err;
-
-    if (script) {
-        sc = mgw_script_parse(script, strlen(script), "test", &err);
-        if (sc == NULL)
-            fail_msg("%s", err.msg);
-        fx->cfg.script = sc;
-    }
-    fx->srv = mgw_server_new(&fx->loop, &fx->cfg, &err);
-    if (fx->srv == NULL)
-        fail_msg("%s", err.msg);
-    mgw_script_free(sc);
-    fx->cfg.script = NULL;
-    assert_int_equal(mgw_server_start(fx->srv, &err), 0);
+    fx->srv = loop_start_mockgw(&fx->loop, &fx->cfg, script);
     fx->port = mgw_server_api_port(fx->srv);
     assert_true(fx->port > 0);
 }
