@@ -22,6 +22,7 @@
 
 struct event {
     struct event *next;
+    enum ibcore_log_level level;
     char json[];
 };
 
@@ -99,12 +100,14 @@ static void wall_now(char *buf, size_t cap)
 }
 
 /* Formats one event ({"metric":"breaker","event":name,"endpoint":..., fields...,"mono_ms":...,
- * "wall":...}) and queues it; flush() delivers. fields starts with a comma or is empty. Without
- * a callback, or once closing, nothing is formatted. An event that cannot be allocated is lost. */
-static void post(struct ibcore_breaker *b, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+ * "wall":...}) and queues it; flush() delivers it to the callback and to the log at level.
+ * fields starts with a comma or is empty. When neither wants it, or once closing, nothing is
+ * formatted. An event that cannot be allocated is lost. */
+static void post(struct ibcore_breaker *b, enum ibcore_log_level level, const char *name,
+                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void post(struct ibcore_breaker *b, const char *name, const char *fmt, ...)
+static void post(struct ibcore_breaker *b, enum ibcore_log_level level, const char *name,
+                 const char *fmt, ...)
 {
     static const char outer[] = "{\"metric\":\"breaker\",\"event\":\"%s\",\"endpoint\":\"%s\"%s,"
                                 "\"mono_ms\":%llu,\"wall\":\"%s\"}";
@@ -115,7 +118,7 @@ static void post(struct ibcore_breaker *b, const char *name, const char *fmt, ..
     va_list ap;
     int n;
 
-    if (r->telemetry == NULL || r->closing)
+    if ((r->telemetry == NULL && !ibcore__log_wants(level)) || r->closing)
         return;
     va_start(ap, fmt);
     n = vsnprintf(fields, sizeof fields, fmt, ap);
@@ -134,6 +137,7 @@ static void post(struct ibcore_breaker *b, const char *name, const char *fmt, ..
         memcpy(ev->json, json, (size_t)n + 1);
     else
         snprintf(ev->json, (size_t)n + 1, outer, name, b->endpoint_json, fields, mono, wall);
+    ev->level = level;
     ev->next = NULL;
     if (r->ev_tail != NULL)
         r->ev_tail->next = ev;
@@ -155,8 +159,10 @@ static void flush(struct ibcore_breakers *r)
         r->ev_head = ev->next;
         if (r->ev_head == NULL)
             r->ev_tail = NULL;
-        if (!r->closing)
+        if (!r->closing && r->telemetry != NULL)
             r->telemetry(ev->json, r->telemetry_data);
+        if (!r->closing)
+            ibcore__log(ev->level, ev->json);
         free(ev);
     }
     r->delivering = false;
@@ -170,12 +176,13 @@ static void set_state(struct ibcore_breaker *b, enum ibcore_breaker_state to, ui
 
     b->state = to;
     if (to == IBCORE_BREAKER_OPEN) {
-        post(b, "transition",
+        post(b, IBCORE_LOG_WARN, "transition",
              ",\"from\":\"%s\",\"to\":\"%s\",\"consecutive_failures\":%u,\"open_ms\":%llu",
              ibcore_breaker_state_name(from), ibcore_breaker_state_name(to), b->failures,
              (unsigned long long)open_ms);
     } else {
-        post(b, "transition", ",\"from\":\"%s\",\"to\":\"%s\",\"consecutive_failures\":%u",
+        post(b, to == IBCORE_BREAKER_FORCED_OPEN ? IBCORE_LOG_WARN : IBCORE_LOG_INFO, "transition",
+             ",\"from\":\"%s\",\"to\":\"%s\",\"consecutive_failures\":%u",
              ibcore_breaker_state_name(from), ibcore_breaker_state_name(to), b->failures);
     }
 }
@@ -227,8 +234,9 @@ static void on_lease_expired(uv_timer_t *t)
         return;
     b->probe_token = 0; /* the probe's report, when it comes, no longer matches */
     count_failure(b);
-    post(b, "lease_expired", ",\"token\":%llu,\"lease_ms\":%llu,\"consecutive_failures\":%u",
-         (unsigned long long)token, (unsigned long long)b->reg->cfg.lease_ms, b->failures);
+    post(b, IBCORE_LOG_WARN, "lease_expired",
+         ",\"token\":%llu,\"lease_ms\":%llu,\"consecutive_failures\":%u", (unsigned long long)token,
+         (unsigned long long)b->reg->cfg.lease_ms, b->failures);
     trip(b);
     flush(b->reg);
 }
@@ -265,12 +273,12 @@ int ibcore_breaker_acquire(struct ibcore_breaker *b, struct ibcore_permit *p)
     }
     b->not_permitted++;
     if (b->state == IBCORE_BREAKER_OPEN) {
-        post(b, "call_not_permitted",
+        post(b, IBCORE_LOG_DEBUG, "call_not_permitted",
              ",\"state\":\"open\",\"retry_in_ms\":%llu,\"not_permitted\":%llu",
              (unsigned long long)ibcore_breaker_retry_in_ms(b),
              (unsigned long long)b->not_permitted);
     } else {
-        post(b, "call_not_permitted", ",\"state\":\"%s\",\"not_permitted\":%llu",
+        post(b, IBCORE_LOG_DEBUG, "call_not_permitted", ",\"state\":\"%s\",\"not_permitted\":%llu",
              ibcore_breaker_state_name(b->state), (unsigned long long)b->not_permitted);
     }
     flush(r);
@@ -312,8 +320,8 @@ void ibcore_breaker_report(struct ibcore_permit *p, bool success)
                 trip(b);
             } else if (b->state == IBCORE_BREAKER_DISABLED && b->failures == threshold) {
                 /* What would have tripped it: once per run of failures. */
-                post(b, "threshold_exceeded", ",\"state\":\"disabled\",\"consecutive_failures\":%u",
-                     b->failures);
+                post(b, IBCORE_LOG_WARN, "threshold_exceeded",
+                     ",\"state\":\"disabled\",\"consecutive_failures\":%u", b->failures);
             }
         }
     }

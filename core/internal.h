@@ -2,7 +2,9 @@
 #ifndef IBCORE_INTERNAL_H
 #define IBCORE_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "ibcore.h"
@@ -20,5 +22,14 @@ uint64_t ibcore__splitmix64(uint64_t *state);
 uint64_t ibcore__rand_upto(uint64_t *state, uint64_t bound);
 /* min(cap, base * 2^n), without overflow for any n. */
 uint64_t ibcore__exp_cap(uint64_t base, uint64_t cap, unsigned n);
+
+/* log.c: whether a line at level would go anywhere (formatting can be skipped when not), and
+ * the line itself, to the process-wide sink. */
+bool ibcore__log_wants(enum ibcore_log_level level);
+void ibcore__log(enum ibcore_log_level level, const char *json);
+
+/* pool.c: ms the machine has been suspended since boot (CLOCK_BOOTTIME - CLOCK_MONOTONIC). A
+ * seam: tests point it at a fake clock. */
+extern uint64_t (*ibcore__slept_ms)(void);
 
 #endif /* IBCORE_INTERNAL_H */

@@ -1,6 +1,9 @@
 /* The pool: validation before handoff (reserve, then trust within the alive window or probe),
- * client-id preference (advance only on 326 or a close before ready, quarantine after 326),
- * max size with FIFO waiters, idle GC and jittered health checks.
+ * client-id preference (advance only on 326 or a close before ready, after a pause; quarantine
+ * after 326), connect retries with full-jitter backoff inside the acquire's deadline, max size
+ * with FIFO waiters, idle GC, max lifetime, jittered health checks that also close the pool's
+ * own CLOSE_WAIT sockets, and suspend detection (every idle connection revalidates after the
+ * machine slept).
  *
  * One timer drives everything that is not a completion: it runs pump() on a later loop turn
  * (so no acquire callback runs before ibcore_pool_acquire() returns), at the earliest waiter
@@ -11,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ibcore.h"
 #include "internal.h"
@@ -26,7 +30,10 @@ struct acq {
     uint64_t deadline_ms;
     ibcore_acquire_cb cb;
     void *data;
-    uint32_t tried; /* id offsets refused (326) or closed before ready, for this acquire */
+    uint32_t tried;      /* id offsets refused (326) or closed before ready, for this acquire */
+    uint64_t not_before; /* no new connect before this (backoff or client-id pause) */
+    unsigned retries;    /* connect retries used */
+    struct ibcore_backoff backoff;
     struct acq *next;
 };
 
@@ -41,6 +48,8 @@ struct entry {
     struct ibcore_hslock *lock;
     struct ibcore_permit permit;
     uint64_t idle_since_ms, health_due_ms, last_probe_ms;
+    uint64_t retire_ms;      /* max lifetime: closed when idle from then on (UINT64_MAX: never) */
+    bool revalidate;         /* the machine slept: probe before trusting it again */
     uint64_t probe_start_ns; /* uv_hrtime() when the running probe was sent */
     bool healthy;            /* ready, and its last validation (handshake or probe) passed */
     unsigned strikes;
@@ -60,6 +69,8 @@ struct ibcore_pool {
     uint64_t quarantine_until[MAX_IDS];
     uint64_t rng;
     uint64_t created, closed, probes, probe_failures;
+    uint64_t retries, retired, zombies_closed, suspends;
+    uint64_t slept_ms; /* CLOCK_BOOTTIME - CLOCK_MONOTONIC when last looked */
     struct probe_rec {
         bool ok;
         uint64_t us; /* a failed probe counts as probe_timeout_ms */
@@ -89,7 +100,28 @@ void ibcore_pool_config_init(struct ibcore_pool_config *cfg)
     cfg->use_lock = true;
     cfg->lock_path = NULL;
     cfg->seed = 1;
+    cfg->client_id_pause_ms = 1000;
+    cfg->connect_retries = 0;
+    cfg->backoff_base_ms = 1000;
+    cfg->backoff_cap_ms = 60000;
+    cfg->max_lifetime_ms = 0;
+    cfg->suspend_threshold_ms = 5000;
 }
+
+/* How long the machine has been suspended since boot, in ms: CLOCK_BOOTTIME counts sleep,
+ * CLOCK_MONOTONIC (uv_now()'s clock) does not. A seam: tests replace it. */
+static uint64_t slept_ms_now(void)
+{
+    struct timespec boot, mono;
+    int64_t d;
+
+    if (clock_gettime(CLOCK_BOOTTIME, &boot) != 0 || clock_gettime(CLOCK_MONOTONIC, &mono) != 0)
+        return 0;
+    d = (int64_t)(boot.tv_sec - mono.tv_sec) * 1000 + (boot.tv_nsec - mono.tv_nsec) / 1000000;
+    return d > 0 ? (uint64_t)d : 0;
+}
+
+uint64_t (*ibcore__slept_ms)(void) = slept_ms_now;
 
 static uint64_t min_u64(uint64_t a, uint64_t b)
 {
@@ -99,6 +131,30 @@ static uint64_t min_u64(uint64_t a, uint64_t b)
 static uint64_t sat_add(uint64_t a, uint64_t b)
 {
     return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+/* One pool event to the core's log: {"metric":"pool","event":name,"port":N, fields...,
+ * "mono_ms":...}. fields starts with a comma or is empty. */
+__attribute__((format(printf, 4, 5))) static void pool_log(const struct ibcore_pool *p,
+                                                           enum ibcore_log_level level,
+                                                           const char *name, const char *fmt, ...)
+{
+    char fields[192], line[320];
+    va_list ap;
+    int n;
+
+    if (!ibcore__log_wants(level))
+        return;
+    va_start(ap, fmt);
+    n = vsnprintf(fields, sizeof fields, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof fields) /* our own fixed formats: cannot happen */
+        return;
+    n = snprintf(line, sizeof line,
+                 "{\"metric\":\"pool\",\"event\":\"%s\",\"port\":%d%s,\"mono_ms\":%llu}", name,
+                 p->cfg.port, fields, (unsigned long long)uv_now(p->loop));
+    if (n > 0 && (size_t)n < sizeof line)
+        ibcore__log(level, line);
 }
 
 /* ---- teardown -------------------------------------------------------------------------------- */
@@ -234,7 +290,7 @@ static bool trusted(const struct ibcore_pool *p, const struct entry *e, uint64_t
 {
     uint64_t rx = ibcore_conn_last_rx_ms(e->conn);
 
-    return rx != 0 && now >= rx && now - rx < p->cfg.alive_window_ms;
+    return !e->revalidate && rx != 0 && now >= rx && now - rx < p->cfg.alive_window_ms;
 }
 
 /* ---- validation and health checks ----------------------------------------------------------- */
@@ -273,6 +329,8 @@ static void probe_done(struct entry *e, int status)
     record_probe(p, e, status == 0);
     if (status < 0)
         p->probe_failures++;
+    else
+        e->revalidate = false;
     if (a != NULL) {
         if (status == 0) {
             e->state = E_IN_USE;
@@ -332,10 +390,13 @@ static void start_probe(struct ibcore_pool *p, struct entry *e, struct acq *a, u
 /* ---- fresh connections ------------------------------------------------------------------------
  */
 
+static int pick_id(const struct ibcore_pool *p, const struct acq *a, uint64_t now);
+
 static void connect_done(struct entry *e, int status)
 {
     struct ibcore_pool *p = e->pool;
     struct acq *a = e->acq;
+    uint64_t now = uv_now(p->loop);
     bool reached = status == 0 || status == IBCORE_ECLIENTID || status == IBCORE_ENOTREADY ||
                    status == IBCORE_EVERSION;
 
@@ -344,8 +405,14 @@ static void connect_done(struct entry *e, int status)
     ibcore_breaker_report(&e->permit, reached); /* a refusal by id is a gateway that answered */
     e->acq = NULL;
     if (status == 0) {
+        uint64_t life = p->cfg.max_lifetime_ms;
+
         e->was_ready = true;
         e->healthy = true; /* the handshake just proved it */
+        /* Up to 2.5 % earlier, so connections made together do not all retire at once. */
+        e->retire_ms = life == 0
+                           ? UINT64_MAX
+                           : sat_add(uv_now(p->loop), life - ibcore__rand_upto(&p->rng, life / 40));
         p->created++;
         e->state = E_IN_USE;
         finish(a, e->conn, 0);
@@ -354,14 +421,41 @@ static void connect_done(struct entry *e, int status)
     entry_close(e);
     if (status == IBCORE_ECLIENTID || status == IBCORE_ENOTREADY) {
         if (status == IBCORE_ECLIENTID)
-            p->quarantine_until[e->id_off] = sat_add(uv_now(p->loop), p->cfg.quarantine_ms);
+            p->quarantine_until[e->id_off] = sat_add(now, p->cfg.quarantine_ms);
         a->tried |= 1u << e->id_off;
+        if (pick_id(p, a, now) == -2) {
+            finish(a, NULL, IBCORE_EIDSEXHAUSTED);
+            return;
+        }
+        /* The next id after a pause (research §7.3), unless the pause outlives the budget. */
+        if (p->cfg.client_id_pause_ms > 0 &&
+            sat_add(now, p->cfg.client_id_pause_ms) >= a->deadline_ms) {
+            finish(a, NULL, status);
+            return;
+        }
+        a->not_before = sat_add(now, p->cfg.client_id_pause_ms);
         wait_push_front(p, a);
         schedule(p);
         return;
     }
-    if (status == IBCORE_ELOCK && uv_now(p->loop) >= a->deadline_ms)
+    if (status == IBCORE_ELOCK && now >= a->deadline_ms)
         status = UV_ETIMEDOUT;
+    if (status != IBCORE_ELOCK && ibcore_error_retryable(status) &&
+        a->retries < p->cfg.connect_retries) {
+        int64_t wait = ibcore_backoff_next(&a->backoff);
+
+        if (wait >= 0 && sat_add(now, (uint64_t)wait) < a->deadline_ms) {
+            a->retries++;
+            p->retries++;
+            a->not_before = sat_add(now, (uint64_t)wait);
+            pool_log(p, IBCORE_LOG_INFO, "retry",
+                     ",\"error\":\"%s\",\"attempt\":%u,\"wait_ms\":%lld", ibcore_err_name(status),
+                     a->retries, (long long)wait);
+            wait_push_front(p, a);
+            schedule(p);
+            return;
+        }
+    }
     finish(a, NULL, status);
 }
 
@@ -472,7 +566,15 @@ static int pick_id(const struct ibcore_pool *p, const struct acq *a, uint64_t no
 }
 
 /* The most recently returned idle connection; dead ones found on the way are closed. */
-static struct entry *pick_idle(struct ibcore_pool *p)
+static void retire(struct ibcore_pool *p, struct entry *e)
+{
+    p->retired++;
+    pool_log(p, IBCORE_LOG_INFO, "retired", ",\"client_id\":%d,\"max_lifetime_ms\":%llu",
+             p->cfg.client_id_first + e->id_off, (unsigned long long)p->cfg.max_lifetime_ms);
+    entry_close(e);
+}
+
+static struct entry *pick_idle(struct ibcore_pool *p, uint64_t now)
 {
     struct entry *best = NULL;
 
@@ -481,6 +583,10 @@ static struct entry *pick_idle(struct ibcore_pool *p)
             continue;
         if (!ibcore_conn_is_ready(e->conn) || ibcore_conn_is_poisoned(e->conn)) {
             entry_close(e);
+            continue;
+        }
+        if (now >= e->retire_ms) {
+            retire(p, e);
             continue;
         }
         if (best == NULL || e->idle_since_ms > best->idle_since_ms)
@@ -506,10 +612,11 @@ expire:
             goto expire; /* the callback may have changed the queue */
         }
     }
-    while (!p->closing && (a = p->wait_head) != NULL) {
+    a = p->wait_head;
+    while (!p->closing && a != NULL) {
         if (a->deadline_ms <= now)
             goto expire;
-        e = pick_idle(p);
+        e = pick_idle(p, now);
         if (e != NULL) {
             wait_unlink(p, a);
             if (trusted(p, e, now)) {
@@ -518,6 +625,11 @@ expire:
             } else {
                 start_probe(p, e, a, now); /* reserved first: nobody else can take it */
             }
+            a = p->wait_head; /* a callback may have changed the queue */
+            continue;
+        }
+        if (a->not_before > now) { /* backing off or pausing: the next waiter may connect */
+            a = a->next;
             continue;
         }
         if (live_count(p) >= p->cfg.max_size)
@@ -530,18 +642,88 @@ expire:
             finish(a, NULL, IBCORE_EIDSEXHAUSTED);
         else
             start_connect(p, a, off);
+        a = p->wait_head;
     }
 }
 
-/* Idle GC and health checks; never touches a connection that is not idle. */
+/* The machine slept (CLOCK_BOOTTIME moved ahead of CLOCK_MONOTONIC by the threshold or more):
+ * uv_now() stood still meanwhile, so every idle connection looks fresher than it is. Each one
+ * must pass a probe before it is handed out again, and its health check is due now. */
+static void detect_suspend(struct ibcore_pool *p, uint64_t now)
+{
+    uint64_t slept = ibcore__slept_ms(), gap;
+    unsigned n = 0;
+
+    if (slept <= p->slept_ms) {
+        p->slept_ms = slept;
+        return;
+    }
+    gap = slept - p->slept_ms;
+    if (p->cfg.suspend_threshold_ms == 0 || gap < p->cfg.suspend_threshold_ms)
+        return; /* small drifts add up until they reach the threshold */
+    p->slept_ms = slept;
+    p->suspends++;
+    for (struct entry *e = p->entries; e != NULL; e = e->next) {
+        if (e->state == E_IDLE) {
+            e->revalidate = true;
+            e->health_due_ms = now;
+            n++;
+        } else if (e->state == E_IN_USE) {
+            e->revalidate = true; /* checked when it comes back */
+        }
+    }
+    pool_log(p, IBCORE_LOG_WARN, "suspend", ",\"slept_ms\":%llu,\"revalidating\":%u",
+             (unsigned long long)gap, n);
+}
+
+/* The pool's own connections in CLOSE_WAIT toward the gateway (the peer closed and the close
+ * has not been seen yet): closed unless lent (a borrower's is closed on release). Nothing else
+ * is touched: foreign sockets are only counted, by the status. */
+static unsigned close_own_zombies(struct ibcore_pool *p)
+{
+    struct ibcore_zombies z;
+    unsigned n = 0;
+
+    if (ibcore_zombie_scan(p->cfg.port, &z) < 0 || z.own == 0)
+        return 0;
+    for (struct entry *e = p->entries; e != NULL; e = e->next) {
+        if (e->state == E_CLOSING || e->state == E_IN_USE || e->state == E_CONNECTING)
+            continue;
+        if (!ibcore_zombie_fd_is(&z, ibcore_conn_fd(e->conn)))
+            continue;
+        p->zombies_closed++;
+        n++;
+        pool_log(p, IBCORE_LOG_WARN, "zombie_closed", ",\"client_id\":%d",
+                 p->cfg.client_id_first + e->id_off);
+        if (e->acq != NULL) { /* validating for a borrower: it goes on with another */
+            struct acq *a = e->acq;
+
+            entry_close(e);
+            wait_push_front(p, a);
+        } else {
+            entry_close(e);
+        }
+    }
+    return n;
+}
+
+/* Idle GC, max lifetime and health checks; never touches a connection that is not idle. */
 static void housekeeping(struct ibcore_pool *p, uint64_t now)
 {
+    bool tick = false;
+
+    for (struct entry *e = p->entries; e != NULL && !tick; e = e->next)
+        tick = e->state == E_IDLE && now >= e->health_due_ms;
+    if (tick)
+        close_own_zombies(p);
     for (struct entry *e = p->entries; e != NULL && !p->closing; e = e->next) {
         if (e->state != E_IDLE)
             continue;
         if (!ibcore_conn_is_ready(e->conn) || ibcore_conn_is_poisoned(e->conn) ||
             now - e->idle_since_ms >= p->cfg.idle_timeout_ms) {
             entry_close(e);
+        } else if (now >= e->retire_ms) {
+            retire(p, e);
         } else if (now >= e->health_due_ms) {
             if (trusted(p, e, now)) {
                 e->strikes = 0;
@@ -559,19 +741,24 @@ static void pump(uv_timer_t *t)
     uint64_t now = uv_now(p->loop), next = UINT64_MAX;
 
     p->in_pump = true;
+    detect_suspend(p, now);
     pump_waiters(p, now);
     if (!p->closing)
         housekeeping(p, now);
     p->in_pump = false;
     if (p->closing)
         return;
-    for (const struct acq *a = p->wait_head; a != NULL; a = a->next)
+    for (const struct acq *a = p->wait_head; a != NULL; a = a->next) {
         next = min_u64(next, a->deadline_ms);
+        if (a->not_before > now)
+            next = min_u64(next, a->not_before);
+    }
     for (const struct entry *e = p->entries; e != NULL; e = e->next) {
         if (e->state != E_IDLE)
             continue;
         next = min_u64(next, sat_add(e->idle_since_ms, p->cfg.idle_timeout_ms));
         next = min_u64(next, e->health_due_ms);
+        next = min_u64(next, e->retire_ms);
     }
     if (next == UINT64_MAX)
         uv_timer_stop(&p->timer);
@@ -621,6 +808,7 @@ struct ibcore_pool *ibcore_pool_new(uv_loop_t *loop, const struct ibcore_pool_co
         return NULL;
     }
     p->rng = cfg->seed;
+    p->slept_ms = ibcore__slept_ms();
     p->wait_tail = &p->wait_head;
     uv_timer_init(loop, &p->timer);
     p->timer.data = p;
@@ -644,6 +832,8 @@ int ibcore_pool_acquire(struct ibcore_pool *pool, uint64_t deadline_ms, ibcore_a
     a->deadline_ms = deadline_ms;
     a->cb = cb;
     a->data = data;
+    ibcore_backoff_init(&a->backoff, pool->cfg.backoff_base_ms, pool->cfg.backoff_cap_ms, 0,
+                        ibcore__splitmix64(&pool->rng));
     wait_push_back(pool, a);
     schedule(pool);
     return 0;
@@ -666,6 +856,8 @@ int ibcore_pool_release(struct ibcore_pool *pool, struct ibcore_conn *conn)
     now = uv_now(pool->loop);
     if (!ibcore_conn_is_ready(conn) || ibcore_conn_is_poisoned(conn)) {
         entry_close(e);
+    } else if (now >= e->retire_ms) {
+        retire(pool, e);
     } else {
         e->idle_since_ms = now;
         set_idle(pool, e, now);
@@ -703,6 +895,22 @@ void ibcore_pool_stats(const struct ibcore_pool *pool, struct ibcore_pool_stats 
     st->closed = pool->closed;
     st->probes = pool->probes;
     st->probe_failures = pool->probe_failures;
+    st->retries = pool->retries;
+    st->retired = pool->retired;
+    st->zombies_closed = pool->zombies_closed;
+    st->suspends = pool->suspends;
+}
+
+unsigned ibcore_pool_close_zombies(struct ibcore_pool *pool)
+{
+    unsigned n;
+
+    if (pool == NULL || pool->closing)
+        return 0;
+    n = close_own_zombies(pool);
+    if (n > 0)
+        schedule(pool);
+    return n;
 }
 
 void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *data)
@@ -944,14 +1152,20 @@ char *ibcore_pool_status_json(struct ibcore_pool *pool)
               ",\"consecutive_failures\":%u,\"retry_in_ms\":%llu},"
               "\"pool\":{\"live\":%u,\"connecting\":%u,\"validating\":%u,\"idle\":%u,"
               "\"in_use\":%u,\"pending\":%u,\"max_size\":%u,\"created\":%llu,\"closed\":%llu,"
-              "\"probes\":%llu,\"probe_failures\":%llu},"
-              "\"client_ids\":{\"first\":%d,\"cap\":%u,\"in_use\":[",
+              "\"probes\":%llu,\"probe_failures\":%llu,\"retries\":%llu,\"retired\":%llu,"
+              "\"zombies_closed\":%llu,\"suspends\":%llu,\"connect_retries\":%u,"
+              "\"max_lifetime_ms\":%llu},"
+              "\"client_ids\":{\"first\":%d,\"cap\":%u,\"pause_ms\":%llu,\"in_use\":[",
               ibcore_breaker_failures(pool->breaker),
               (unsigned long long)ibcore_breaker_retry_in_ms(pool->breaker), st.live, st.connecting,
               st.validating, st.idle, st.in_use, st.pending, pool->cfg.max_size,
               (unsigned long long)st.created, (unsigned long long)st.closed,
               (unsigned long long)st.probes, (unsigned long long)st.probe_failures,
-              pool->cfg.client_id_first, pool->cfg.client_id_cap);
+              (unsigned long long)st.retries, (unsigned long long)st.retired,
+              (unsigned long long)st.zombies_closed, (unsigned long long)st.suspends,
+              pool->cfg.connect_retries, (unsigned long long)pool->cfg.max_lifetime_ms,
+              pool->cfg.client_id_first, pool->cfg.client_id_cap,
+              (unsigned long long)pool->cfg.client_id_pause_ms);
     for (unsigned off = 0; off < pool->cfg.client_id_cap; off++) {
         for (const struct entry *e = pool->entries; e != NULL; e = e->next) {
             if (e->state != E_CLOSING && e->id_off == (int)off) {

@@ -55,6 +55,23 @@ const char *ibcore_strerror(int err);
 const char *ibcore_err_name(int err);
 
 /* ---------------------------------------------------------------------------------------------
+ * Log: one process-wide sink for the core's JSON lines: every breaker telemetry event (the
+ * registry's callback gets them too) and the pool's own events ("retry", "retired",
+ * "zombie_closed", "suspend"). The default sink writes each line to stderr when its level is at
+ * or above $IBCORE_LOG_LEVEL (error, warn, info, debug, off; default warn: breaker openings,
+ * expired half-open leases, suspends and zombies show, routine transitions do not).
+ */
+enum ibcore_log_level { IBCORE_LOG_ERROR, IBCORE_LOG_WARN, IBCORE_LOG_INFO, IBCORE_LOG_DEBUG };
+
+typedef void (*ibcore_log_fn)(enum ibcore_log_level level, const char *json, void *data);
+
+/* Replaces the sink (fn NULL: the core logs nothing). json lives during the call. */
+void ibcore_log_set(ibcore_log_fn fn, void *data);
+/* Back to the default stderr sink ($IBCORE_LOG_LEVEL is read again). */
+void ibcore_log_default(void);
+const char *ibcore_log_level_name(enum ibcore_log_level level);
+
+/* ---------------------------------------------------------------------------------------------
  * Backoff: full jitter, U(0, min(cap, base * 2^attempt)), seeded, with a retry budget.
  */
 struct ibcore_backoff {
@@ -254,22 +271,34 @@ void ibcore_conn_close(struct ibcore_conn *c, void (*cb)(void *data), void *data
 struct ibcore_pool;
 
 struct ibcore_pool_config {
-    const char *host;            /* "127.0.0.1" (numeric; copied) */
-    int port;                    /* 4002 */
-    unsigned max_size;           /* live connections at most (connecting ones included): 4 */
-    int client_id_first;         /* 1: ids tried are first, first+1, ... */
-    unsigned client_id_cap;      /* how many ids: 3 (1..32) */
-    uint64_t quarantine_ms;      /* an id refused with 326 is skipped this long: 60000 */
-    uint64_t alive_window_ms;    /* trusted without a probe: 2000 (raised to 1000 if lower) */
-    uint64_t probe_timeout_ms;   /* reqCurrentTime probe: 3000 (never past the deadline) */
-    uint64_t connect_timeout_ms; /* one connect + handshake: 10000 (never past the deadline) */
-    uint64_t idle_timeout_ms;    /* an idle connection is closed after this: 300000 */
-    uint64_t health_interval_ms; /* idle ones are checked this often, +-10%: 60000 (>= 1000) */
-    unsigned health_strikes;     /* consecutive failed checks that close one: 3 (a probe that
-                                  * timed out poisons the connection: closed at once) */
-    bool use_lock;               /* the handshake lock around connect + handshake: true */
-    const char *lock_path;       /* NULL: the lock's environment/default path (copied) */
-    uint64_t seed;               /* jitter of the health checks: 1 */
+    const char *host;              /* "127.0.0.1" (numeric; copied) */
+    int port;                      /* 4002 */
+    unsigned max_size;             /* live connections at most (connecting ones included): 4 */
+    int client_id_first;           /* 1: ids tried are first, first+1, ... */
+    unsigned client_id_cap;        /* how many ids: 3 (1..32) */
+    uint64_t quarantine_ms;        /* an id refused with 326 is skipped this long: 60000 */
+    uint64_t alive_window_ms;      /* trusted without a probe: 2000 (raised to 1000 if lower) */
+    uint64_t probe_timeout_ms;     /* reqCurrentTime probe: 3000 (never past the deadline) */
+    uint64_t connect_timeout_ms;   /* one connect + handshake: 10000 (never past the deadline) */
+    uint64_t idle_timeout_ms;      /* an idle connection is closed after this: 300000 */
+    uint64_t health_interval_ms;   /* idle ones are checked this often, +-10%: 60000 (>= 1000) */
+    unsigned health_strikes;       /* consecutive failed checks that close one: 3 (a probe that
+                                    * timed out poisons the connection: closed at once) */
+    bool use_lock;                 /* the handshake lock around connect + handshake: true */
+    const char *lock_path;         /* NULL: the lock's environment/default path (copied) */
+    uint64_t seed;                 /* jitter of health checks, lifetimes and backoff: 1 */
+    uint64_t client_id_pause_ms;   /* wait before the next client id after a 326 or a close
+                                    * before ready: 1000 (0: at once) */
+    unsigned connect_retries;      /* a connect that failed retryably (refused, reset, timed out
+                                    * before the acquire's deadline) is retried this many times
+                                    * within the acquire, after a full-jitter backoff: 0 */
+    uint64_t backoff_base_ms;      /* the backoff of those retries: U(0, min(cap, base * 2^n)): */
+    uint64_t backoff_cap_ms;       /* 1000 and 60000 */
+    uint64_t max_lifetime_ms;      /* a connection older than this (less up to 2.5 % jitter) is
+                                    * closed when idle or released, never while lent: 0 = never */
+    uint64_t suspend_threshold_ms; /* when the machine slept this long or longer (CLOCK_BOOTTIME
+                                    * vs CLOCK_MONOTONIC), every idle connection is probed
+                                    * before it is handed out again: 5000 (0: off) */
 };
 
 void ibcore_pool_config_init(struct ibcore_pool_config *cfg);
@@ -283,6 +312,10 @@ struct ibcore_pool_stats {
     uint64_t closed;         /* of those, closed since */
     uint64_t probes;         /* reqCurrentTime probes sent (acquire and health) */
     uint64_t probe_failures; /* probes that failed or timed out */
+    uint64_t retries;        /* connect retries after a backoff */
+    uint64_t retired;        /* connections closed for their max lifetime */
+    uint64_t zombies_closed; /* own connections found in CLOSE_WAIT and closed */
+    uint64_t suspends;       /* suspends detected */
 };
 
 /* A pool for cfg (copied). registry: the process-wide breakers (the endpoint's breaker is
@@ -298,8 +331,11 @@ typedef void (*ibcore_acquire_cb)(struct ibcore_conn *conn, int status, void *da
  * conn is lent to the caller until ibcore_pool_release() (never ibcore_conn_close() it: the
  * pool closes a dead one on release). Else cb(NULL, err): UV_ETIMEDOUT,
  * IBCORE_EBREAKER (open: nothing was tried), IBCORE_ESHUTDOWN (the pool closed),
- * IBCORE_EIDSEXHAUSTED (every client id refused with 326 or closed before ready), the connect
- * error (UV_ECONNREFUSED, UV_ECONNRESET, ...: no retry, the client id does not advance),
+ * IBCORE_EIDSEXHAUSTED (every client id refused with 326 or closed before ready),
+ * IBCORE_ECLIENTID / IBCORE_ENOTREADY (an id was refused and the pause before the next one
+ * would pass the deadline), the connect error (UV_ECONNREFUSED, UV_ECONNRESET, ...: the client
+ * id never advances on these; retried after a backoff when connect_retries allows and the wait
+ * ends before the deadline, else returned at once),
  * IBCORE_ELOCK (the handshake lock's own timeout), UV_ENOMEM. Waiters are served FIFO.
  * Returns UV_EINVAL (cb NULL) or IBCORE_ESHUTDOWN (closing) without calling back. */
 int ibcore_pool_acquire(struct ibcore_pool *pool, uint64_t deadline_ms, ibcore_acquire_cb cb,
@@ -311,6 +347,12 @@ int ibcore_pool_acquire(struct ibcore_pool *pool, uint64_t deadline_ms, ibcore_a
 int ibcore_pool_release(struct ibcore_pool *pool, struct ibcore_conn *conn);
 
 void ibcore_pool_stats(const struct ibcore_pool *pool, struct ibcore_pool_stats *st);
+
+/* Scans /proc/net/tcp{,6} for this process's CLOSE_WAIT sockets to the pool's port and closes
+ * the pool's own connections among them (idle or being validated; a lent one is the borrower's
+ * until released). Health ticks do this too. Never touches another socket, never signals.
+ * Returns how many it closed. */
+unsigned ibcore_pool_close_zombies(struct ibcore_pool *pool);
 
 /* Completes every pending acquire with IBCORE_ESHUTDOWN (inside this call), closes every
  * connection (lent ones too: a borrower must not use or release them after this), frees the

@@ -1,0 +1,348 @@
+/* The pool's timing policies against the real mockgw library on loopback: the pause between
+ * client ids, connect retries with backoff inside the deadline, max lifetime, suspend
+ * detection, closing its own CLOSE_WAIT connections, and the log sink's pool and breaker
+ * lines. Every acquire callback is counted and must come exactly once. */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "ibcore.h"
+#include "internal.h"
+#include "mockgw.h"
+#include "server.h"
+
+#define FIXTURE_NAME "test_core_pool_life"
+#include "core_pool_fixture.h"
+
+/* ---- the log sink, captured ------------------------------------------------------------------ */
+
+static char logged[8192];
+
+static void capture(enum ibcore_log_level level, const char *json, void *data)
+{
+    size_t n = strlen(logged);
+
+    (void)data;
+    snprintf(logged + n, sizeof logged - n, "%s %s\n", ibcore_log_level_name(level), json);
+}
+
+static int setup_logged(void **state)
+{
+    logged[0] = '\0';
+    ibcore_log_set(capture, NULL);
+    return setup(state);
+}
+
+static int teardown_logged(void **state)
+{
+    int rc = teardown(state);
+
+    ibcore_log_default();
+    return rc;
+}
+
+/* ---- client-id pause ------------------------------------------------------------------------- */
+
+static void pool_pauses_before_the_next_client_id(void **state)
+{
+    struct fixture *fx = *state;
+    struct got a;
+    uint64_t start;
+
+    start_server(fx, "{\"settings\":{\"busy_client_ids\":[1]}}");
+    fx->pc.client_id_pause_ms = 400;
+    new_pool(fx, NULL);
+    uv_update_time(&fx->loop);
+    start = uv_now(&fx->loop);
+    assert_int_equal(acquire(fx, &a, 5000), 0);
+    assert_int_equal(ibcore_conn_client_id(a.conn), 2);
+    assert_true(a.at_ms - start >= 400); /* id 2 was tried only after the pause */
+    assert_true(a.at_ms - start < 400 + 2000);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    pool_close(fx);
+}
+
+/* A pause that would pass the deadline ends the acquire at once with the refusal. */
+static void pool_pause_past_the_deadline_fails_fast_with_the_refusal(void **state)
+{
+    struct fixture *fx = *state;
+    struct got a;
+    uint64_t start;
+
+    start_server(fx, "{\"settings\":{\"busy_client_ids\":[1]}}");
+    fx->pc.client_id_pause_ms = 5000;
+    new_pool(fx, NULL);
+    uv_update_time(&fx->loop);
+    start = uv_now(&fx->loop);
+    assert_int_equal(acquire(fx, &a, 2000), IBCORE_ECLIENTID);
+    assert_true(a.at_ms - start < 1000);
+    assert_int_equal(fx->srv->counters.accepted, 1);
+    pool_close(fx);
+}
+
+/* ---- connect retries ------------------------------------------------------------------------- */
+
+static void pool_retries_a_reset_after_backoff_on_the_same_id(void **state)
+{
+    struct fixture *fx = *state;
+    struct got a;
+
+    start_server(fx, "{\"rules\":[{\"match\":{\"phase\":\"start_api\",\"conn\":[1,2]},"
+                     "\"action\":{\"type\":\"reset\"}}]}");
+    fx->pc.connect_retries = 3;
+    fx->pc.backoff_base_ms = 100;
+    fx->pc.backoff_cap_ms = 200;
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 5000), 0);
+    assert_int_equal(ibcore_conn_client_id(a.conn), 1); /* a reset never advances the id */
+    assert_int_equal(fx->srv->counters.accepted, 3);
+    assert_int_equal(stats(fx).retries, 2);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    pool_close(fx);
+}
+
+/* Nothing listens: every retry is refused; the acquire ends with the refusal (or the breaker,
+ * once it opened) by its deadline, never later, and never sleeps past it. */
+static void pool_retries_never_outlive_the_deadline(void **state)
+{
+    struct fixture *fx = *state;
+    struct got a;
+    uv_tcp_t probe;
+    struct sockaddr_in sa;
+    struct sockaddr_storage name;
+    int len = sizeof name;
+    uint64_t deadline;
+
+    /* a port that was free a moment ago and is closed now */
+    uv_tcp_init(&fx->loop, &probe);
+    uv_ip4_addr("127.0.0.1", 0, &sa);
+    assert_int_equal(uv_tcp_bind(&probe, (const struct sockaddr *)&sa, 0), 0);
+    assert_int_equal(uv_tcp_getsockname(&probe, (struct sockaddr *)&name, &len), 0);
+    fx->pc.port = ntohs(((struct sockaddr_in *)&name)->sin_port);
+    uv_close((uv_handle_t *)&probe, NULL);
+    run_for(fx, 1);
+    fx->pc.connect_retries = 50;
+    fx->pc.backoff_base_ms = 50;
+    fx->pc.backoff_cap_ms = 400;
+    new_pool(fx, NULL);
+    deadline = acquire_start(fx, &a, 1500);
+    RUN_UNTIL(fx, a.calls > 0);
+    assert_true(a.status == UV_ECONNREFUSED || a.status == IBCORE_EBREAKER);
+    assert_true(uv_now(&fx->loop) <= deadline + SLACK_MS);
+    assert_true(stats(fx).retries >= 1);
+    run_for(fx, 20);
+    assert_int_equal(a.calls, 1);
+    pool_close(fx);
+}
+
+/* ---- max lifetime ---------------------------------------------------------------------------- */
+
+static void pool_max_lifetime_retires_idle_ones_never_lent_ones(void **state)
+{
+    struct fixture *fx = *state;
+    struct got a, b;
+
+    start_server(fx, NULL);
+    fx->pc.max_lifetime_ms = 1000;
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    run_for(fx, 1300); /* past its lifetime while lent: the borrower keeps a working one */
+    assert_true(ibcore_conn_is_ready(a.conn));
+    assert_int_equal(stats(fx).in_use, 1);
+    assert_int_equal(stats(fx).retired, 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0); /* closed on release */
+    assert_int_equal(stats(fx).retired, 1);
+    assert_int_equal(stats(fx).live, 0);
+    assert_int_equal(acquire(fx, &b, 3000), 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, b.conn), 0);
+    assert_int_equal(stats(fx).idle, 1);
+    run_for(fx, 600);
+    assert_int_equal(stats(fx).idle, 1); /* not before its time (1000 - 2.5 % at most) */
+    run_for(fx, 700);
+    assert_int_equal(stats(fx).idle, 0); /* the pool's timer retired it while idle */
+    assert_int_equal(stats(fx).retired, 2);
+    assert_non_null(strstr(logged, "\"event\":\"retired\""));
+    pool_close(fx);
+}
+
+/* ---- suspend --------------------------------------------------------------------------------- */
+
+static uint64_t fake_slept;
+
+static uint64_t fake_slept_ms(void)
+{
+    return fake_slept;
+}
+
+static void pool_suspend_makes_idle_connections_revalidate(void **state)
+{
+    struct fixture *fx = *state;
+    uint64_t (*saved)(void) = ibcore__slept_ms;
+    struct got a;
+
+    fake_slept = 1000;
+    ibcore__slept_ms = fake_slept_ms;
+    start_server(fx, NULL);
+    fx->pc.alive_window_ms = 60000; /* trusted for a minute: only a suspend forces a probe */
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    fake_slept += 3000; /* below the 5 s threshold: nothing happens */
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(stats(fx).probes, 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    fake_slept += 3000; /* 6 s since the last look: the machine slept */
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(stats(fx).suspends, 1);
+    assert_int_equal(stats(fx).probes, 1); /* probed before the handoff */
+    assert_int_equal(stats(fx).probe_failures, 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    assert_int_equal(acquire(fx, &a, 3000), 0); /* the probe passed: trusted again */
+    assert_int_equal(stats(fx).probes, 1);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    assert_non_null(strstr(logged, "warn {\"metric\":\"pool\",\"event\":\"suspend\""));
+    pool_close(fx);
+    ibcore__slept_ms = saved;
+}
+
+/* ---- own CLOSE_WAIT connections -------------------------------------------------------------- */
+
+/* A mockgw in a child process (its own loop), so that its FIN reaches our socket while our loop
+ * is not running and the socket sits in CLOSE_WAIT. The child half-closes each connection
+ * 300 ms after ready and exits when the pipe closes (or after 10 s). */
+static void child_gateway(int port_fd, int quit_fd)
+{
+    uv_loop_t loop;
+    struct mgw_config cfg;
+    struct mgw_server *srv;
+    bool hung = false;
+    int port;
+
+    uv_loop_init(&loop);
+    mgw_config_init(&cfg);
+    cfg.listen_port = 0;
+    cfg.admin_enabled = false;
+    srv = loop_start_mockgw(&loop, &cfg,
+                            "{\"rules\":[{\"match\":{\"phase\":\"ready\"},"
+                            "\"action\":{\"type\":\"half_close\",\"after_ms\":300}}]}");
+    port = mgw_server_api_port(srv);
+    if (write(port_fd, &port, sizeof port) != (ssize_t)sizeof port)
+        _exit(2);
+    for (int i = 0; i < 100; i++) {
+        char c;
+
+        loop_run_for(&loop, &hung, 100);
+        if (read(quit_fd, &c, 1) == 0)
+            break; /* the parent closed its end */
+    }
+    _exit(0);
+}
+
+static void pool_closes_its_own_close_wait_connections_only(void **state)
+{
+    struct fixture *fx = *state;
+    int port_pipe[2], quit_pipe[2], status;
+    struct ibcore_zombies z;
+    struct got a;
+    pid_t pid;
+
+    assert_int_equal(pipe(port_pipe), 0);
+    assert_int_equal(pipe(quit_pipe), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(port_pipe[0]);
+        close(quit_pipe[1]);
+        fcntl(quit_pipe[0], F_SETFL, O_NONBLOCK);
+        child_gateway(port_pipe[1], quit_pipe[0]);
+    }
+    close(port_pipe[1]);
+    close(quit_pipe[0]);
+    assert_int_equal(read(port_pipe[0], &fx->pc.port, sizeof fx->pc.port),
+                     (ssize_t)sizeof fx->pc.port);
+    close(port_pipe[0]);
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    assert_int_equal(ibcore_pool_close_zombies(fx->pool), 0); /* healthy: nothing to close */
+    usleep(1000 * 1000); /* our loop stands still; the child's FIN arrives meanwhile */
+    assert_int_equal(ibcore_zombie_scan(fx->pc.port, &z), 0);
+    assert_int_equal(z.own, 1);
+    assert_int_equal(ibcore_pool_close_zombies(fx->pool), 1);
+    assert_int_equal(ibcore_pool_close_zombies(fx->pool), 0); /* idempotent */
+    assert_int_equal(stats(fx).live, 0);
+    assert_int_equal(stats(fx).zombies_closed, 1);
+    run_for(fx, 50);
+    assert_int_equal(ibcore_zombie_scan(fx->pc.port, &z), 0);
+    assert_int_equal(z.own, 0);
+    assert_non_null(strstr(logged, "\"event\":\"zombie_closed\""));
+    pool_close(fx);
+    close(quit_pipe[1]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* ---- breaker telemetry reaches the log too --------------------------------------------------- */
+
+static int telemetry_calls;
+
+static void on_telemetry(const char *json, void *data)
+{
+    (void)json;
+    (void)data;
+    telemetry_calls++;
+}
+
+static void breaker_transitions_go_to_the_callback_and_the_log(void **state)
+{
+    struct fixture *fx = *state;
+    struct ibcore_breaker_config bc;
+    struct ibcore_breakers *reg;
+    struct ibcore_breaker *b;
+    struct ibcore_permit p;
+
+    ibcore_breaker_config_init(&bc);
+    bc.failure_threshold = 1;
+    bc.open_ms = 100;
+    reg = ibcore_breakers_new(&fx->loop, &bc, on_telemetry, NULL);
+    b = ibcore_breakers_get(reg, "127.0.0.1", 4002);
+    assert_int_equal(ibcore_breaker_acquire(b, &p), 0);
+    ibcore_breaker_report(&p, false);
+    assert_int_equal(ibcore_breaker_acquire(b, &p), IBCORE_EBREAKER);
+    assert_int_equal(telemetry_calls, 2); /* the transition and the rejection */
+    assert_non_null(strstr(logged, "warn {\"metric\":\"breaker\",\"event\":\"transition\","
+                                   "\"endpoint\":\"127.0.0.1:4002\",\"from\":\"closed\","
+                                   "\"to\":\"open\""));
+    assert_non_null(
+        strstr(logged, "debug {\"metric\":\"breaker\",\"event\":\"call_not_permitted\""));
+    ibcore_breakers_close(reg, NULL, NULL);
+    run_for(fx, 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, setup_logged, teardown_logged)
+        T(pool_pauses_before_the_next_client_id),
+        T(pool_pause_past_the_deadline_fails_fast_with_the_refusal),
+        T(pool_retries_a_reset_after_backoff_on_the_same_id),
+        T(pool_retries_never_outlive_the_deadline),
+        T(pool_max_lifetime_retires_idle_ones_never_lent_ones),
+        T(pool_suspend_makes_idle_connections_revalidate),
+        T(pool_closes_its_own_close_wait_connections_only),
+        T(breaker_transitions_go_to_the_callback_and_the_log),
+#undef T
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
