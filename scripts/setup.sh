@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what is missing (Debian 12 packages; npm packages for the e2e compat tests) and
-# builds mockgw. Usage: scripts/setup.sh [run|test]   (test also installs the test tools)
+# builds mockgw. Usage: scripts/setup.sh [run|test|deps]   (test also installs the test tools;
+# deps installs those and stops)
 # Environment: BUILD_DIR (default ./build), MGW_SANITIZE (e.g. address,undefined).
 set -euo pipefail
 
@@ -9,8 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build=${BUILD_DIR:-$root/build}
 
 need_pkgs=(build-essential cmake pkg-config libuv1-dev libcjson-dev libhttp-parser-dev tzdata)
-if [ "$mode" = test ]; then
-  need_pkgs+=(libcmocka-dev python3 python3-pytest clang clang-format valgrind)
+if [ "$mode" = test ] || [ "$mode" = deps ]; then
+  need_pkgs+=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-format valgrind)
 fi
 
 missing=()
@@ -33,6 +34,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -q
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+[ "$mode" = deps ] && exit 0
 
 build_type=RelWithDebInfo
 [ -n "${MGW_SANITIZE:-}" ] && build_type=Debug

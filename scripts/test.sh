@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what is missing, build (gcc, and clang for its warnings), and run every test: formatting,
 # cmocka units and pytest e2e (ctest runs both), then the same suite again on an ASan+UBSan build,
-# where any memory error, leak or undefined behaviour fails it, then the valgrind smoke.
+# where any memory error, leak or undefined behaviour fails it, then the valgrind smoke and 60 s
+# of each libFuzzer target.
 # Exit status is non-zero if anything failed.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,3 +21,6 @@ BUILD_DIR=$root/build-asan MGW_SANITIZE=address,undefined "$root/scripts/setup.s
 
 echo "== the e2e smoke under valgrind =="
 "$root/scripts/valgrind-smoke.sh"
+
+echo "== each fuzz target for ${FUZZ_SECONDS:-60} s =="
+"$root/scripts/fuzz.sh" "${FUZZ_SECONDS:-60}"
