@@ -160,6 +160,10 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
                 name = o->name;
         if (c >= OPT_LISTEN && c < OPT_END)
             app->given[c] = true;
+        /* An empty file name would otherwise read "mockgw: : No such file or directory". */
+        if ((c == OPT_SCRIPT || c == OPT_FIXTURES || c == OPT_LOG || c == OPT_READY_FILE) &&
+            optarg[0] == '\0')
+            return bad_value(name, optarg, "expected a file name");
         switch (c) {
         case 'h':
             fputs(USAGE, stdout);

@@ -11,7 +11,9 @@ build=${BUILD_DIR:-$root/build}
 
 need_pkgs=(build-essential cmake pkg-config libuv1-dev libcjson-dev libhttp-parser-dev tzdata)
 if [ "$mode" = test ] || [ "$mode" = deps ]; then
-  need_pkgs+=(libcmocka-dev python3 python3-pytest clang libclang-rt-14-dev clang-format valgrind)
+  # python3-pip: e2e checks that `pip install --no-deps ./e2e` installs the pytest plugin.
+  need_pkgs+=(libcmocka-dev python3 python3-pytest python3-pip clang libclang-rt-14-dev
+              clang-format valgrind)
 fi
 
 missing=()

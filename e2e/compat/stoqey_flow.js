@@ -2,12 +2,16 @@
 // Drives the real @stoqey/ib IBApi against a gateway and prints one JSON object of everything it
 // observed. Used by e2e/test_06_stoqey.py; runnable by hand against mockgw or a real gateway:
 //
-//   node stoqey_flow.js PORT CLIENT_ID [flow|dup] [HOST]
+//   node stoqey_flow.js PORT CLIENT_ID [flow|dup|watch[=MS]] [HOST]
 //
 // flow: connect -> nextValidId + managedAccounts -> reqCurrentTime -> reqContractDetails AAPL
 //       -> reqHistoricalData AAPL 1 D / 30 mins; exit 0.
 // dup:  connect with a client id that is already in use; report the 326 (stoqey routes id -1
 //       errors to "info", others to "error": both are recorded) and the disconnect; exit 0.
+// watch: connect and only listen, for MS milliseconds (default 3000, at most 20000) or until
+//       100 ms after stoqey reports "disconnected"; exit 0 whatever it saw: for faults, where
+//       what the client reports (or does not report) is the result. "timeline" has each
+//       event's time since connect().
 // Every step has its own timeout: on expiry it prints the JSON with "failed_step" and exits 1.
 "use strict";
 
@@ -18,9 +22,12 @@ const clientId = Number(process.argv[3]);
 const mode = process.argv[4] || "flow";
 const host = process.argv[5] || "127.0.0.1";
 const STEP_MS = 5000;
+const watchMatch = /^watch(?:=(\d+))?$/.exec(mode);
+const watchMs = watchMatch ? Number(watchMatch[1] || 3000) : 0;
 
-if (!Number.isInteger(port) || !Number.isInteger(clientId) || !["flow", "dup"].includes(mode)) {
-  process.stderr.write("usage: node stoqey_flow.js PORT CLIENT_ID [flow|dup] [HOST]\n");
+if (!Number.isInteger(port) || !Number.isInteger(clientId) ||
+    !(["flow", "dup"].includes(mode) || (watchMatch && watchMs <= 20000))) {
+  process.stderr.write("usage: node stoqey_flow.js PORT CLIENT_ID [flow|dup|watch[=MS]] [HOST]\n");
   process.exit(2);
 }
 
@@ -41,8 +48,11 @@ const seen = {
   info: [], // [code, message] in arrival order
   errors: [], // [code, reqId, message]
   events: [], // event names in arrival order (without "all"/"result"/"received"/"sent")
+  timeline: [], // [ms since connect(), event, code or null]: connection events, info, errors
   failed_step: null,
 };
+let t0 = Date.now();
+const mark = (name, code = null) => seen.timeline.push([Date.now() - t0, name, code]);
 
 const ib = new IBApi({ host, port });
 const QUIET = new Set(["all", "result", "received", "sent"]);
@@ -97,23 +107,35 @@ ib.on(EventName.all, (name) => {
 });
 ib.on(EventName.connected, () => {
   seen.connected = true; // "all" records the event name
+  mark("connected");
   setImmediate(poke);
 });
 ib.on(EventName.disconnected, () => {
   seen.disconnected = true;
+  mark("disconnected");
   setImmediate(poke);
 });
 ib.on(EventName.server, (version, time) => {
   seen.server_version = version;
   seen.connection_time = time;
 });
-ib.on(EventName.info, (message, code) => seen.info.push([code, message]));
+ib.on(EventName.info, (message, code) => {
+  seen.info.push([code, message]);
+  mark("info", code);
+});
 ib.on(EventName.error, (err, code, reqId) => {
   seen.errors.push([code ?? null, reqId ?? null, err && err.message ? err.message : String(err)]);
+  mark("error", code ?? null);
   setImmediate(poke);
 });
-ib.on(EventName.nextValidId, (id) => (seen.next_valid_id = id));
-ib.on(EventName.managedAccounts, (list) => (seen.managed_accounts = list));
+ib.on(EventName.nextValidId, (id) => {
+  seen.next_valid_id = id;
+  mark("nextValidId");
+});
+ib.on(EventName.managedAccounts, (list) => {
+  seen.managed_accounts = list;
+  mark("managedAccounts");
+});
 ib.on(EventName.currentTime, (t) => (seen.current_time = t));
 ib.on(EventName.contractDetails, (reqId, d) => {
   const c = d.contract || {};
@@ -166,8 +188,21 @@ async function dup() {
   finish(0);
 }
 
+async function watch() {
+  t0 = Date.now();
+  ib.connect(clientId);
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, watchMs);
+    ib.on(EventName.disconnected, () => {
+      clearTimeout(timer);
+      setTimeout(resolve, 100); // an error reported right after the close is still recorded
+    });
+  });
+  finish(0);
+}
+
 setTimeout(() => fail("overall"), 25000).unref();
-(mode === "flow" ? flow() : dup()).catch((e) => {
+(mode === "flow" ? flow() : mode === "dup" ? dup() : watch()).catch((e) => {
   seen.errors.push([null, null, `exception: ${e && e.stack ? e.stack : e}`]);
   seen.failed_step = seen.failed_step || "exception";
   finish(1);
