@@ -114,6 +114,16 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
     return ibw_parse_u64(s, strlen(s), min, max, out);
 }
 
+static const char *v6_open(const char *host)
+{
+    return strchr(host, ':') != NULL ? "[" : "";
+}
+
+static const char *v6_close(const char *host)
+{
+    return strchr(host, ':') != NULL ? "]" : "";
+}
+
 static int bad_value(const char *flag, const char *value, const char *why)
 {
     fprintf(stderr, "mockgw: --%s \"%s\": %s\n", flag, value, why);
@@ -125,6 +135,7 @@ static int parse_host_port(const char *flag, const char *arg, char *host, size_t
 {
     const char *colon = strrchr(arg, ':');
     const char *h = arg;
+    unsigned char addr[16];
     size_t hlen;
     uint64_t p;
 
@@ -139,6 +150,8 @@ static int parse_host_port(const char *flag, const char *arg, char *host, size_t
         return bad_value(flag, arg, "expected HOST:PORT with a numeric host");
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    if (uv_inet_pton(AF_INET, host, addr) != 0 && uv_inet_pton(AF_INET6, host, addr) != 0)
+        return bad_value(flag, arg, "not a numeric IPv4/IPv6 address");
     if (parse_u64(colon + 1, 0, 65535, &p) < 0)
         return bad_value(flag, arg, "port must be a number 0..65535");
     *port = (int)p;
@@ -185,6 +198,7 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
             if (parse_host_port(name, optarg, admin_host, cap, &cfg->admin_port) < 0)
                 return -1;
             cfg->admin_host = admin_host;
+            cfg->admin_enabled = true; /* the last --admin wins, "off" included */
             break;
         case OPT_SERVER_VERSION:
             if (parse_u64(optarg, IBW_MIN_VERSION, IBW_MAX_VERSION, &v) < 0)
@@ -411,11 +425,15 @@ int main(int argc, char **argv)
         uv_loop_close(&app.loop);
         return EXIT_USAGE;
     }
+    /* An IPv6 host in brackets, so that the port is the part after the last colon. */
     if (cfg.admin_enabled)
-        printf("mockgw ready api=%s:%d admin=%s:%d\n", cfg.listen_host,
-               mgw_server_api_port(app.srv), cfg.admin_host, mgw_server_admin_port(app.srv));
+        printf("mockgw ready api=%s%s%s:%d admin=%s%s%s:%d\n", v6_open(cfg.listen_host),
+               cfg.listen_host, v6_close(cfg.listen_host), mgw_server_api_port(app.srv),
+               v6_open(cfg.admin_host), cfg.admin_host, v6_close(cfg.admin_host),
+               mgw_server_admin_port(app.srv));
     else
-        printf("mockgw ready api=%s:%d admin=off\n", cfg.listen_host, mgw_server_api_port(app.srv));
+        printf("mockgw ready api=%s%s%s:%d admin=off\n", v6_open(cfg.listen_host), cfg.listen_host,
+               v6_close(cfg.listen_host), mgw_server_api_port(app.srv));
     fflush(stdout);
 
     uv_run(&app.loop, UV_RUN_DEFAULT);
