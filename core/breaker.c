@@ -116,14 +116,15 @@ static void post(struct ibcore_breaker *b, enum ibcore_log_level level, const ch
     char fields[256], wall[40], json[512];
     struct event *ev;
     va_list ap;
+    bool ok;
     int n;
 
     if ((r->telemetry == NULL && !ibcore__log_wants(level)) || r->closing)
         return;
     va_start(ap, fmt);
-    n = vsnprintf(fields, sizeof fields, fmt, ap);
+    ok = ibcore__vfields(fields, sizeof fields, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof fields) /* our own fixed formats: cannot happen */
+    if (!ok)
         return;
     mono = (unsigned long long)uv_now(r->loop);
     wall_now(wall, sizeof wall);

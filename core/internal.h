@@ -2,6 +2,7 @@
 #ifndef IBCORE_INTERNAL_H
 #define IBCORE_INTERNAL_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -26,6 +27,9 @@ uint64_t ibcore__exp_cap(uint64_t base, uint64_t cap, unsigned n);
 /* log.c: whether a line at level would go anywhere (formatting can be skipped when not), and
  * the line itself, to the process-wide sink. */
 bool ibcore__log_wants(enum ibcore_log_level level);
+/* The fields part of a JSON line, from our own fixed formats: false if it did not fit. */
+bool ibcore__vfields(char *buf, size_t cap, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
 void ibcore__log(enum ibcore_log_level level, const char *json);
 
 /* pool.c: ms the machine has been suspended since boot (CLOCK_BOOTTIME - CLOCK_MONOTONIC). A

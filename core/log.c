@@ -3,6 +3,7 @@
  * The default sink writes to stderr every line at or above $IBCORE_LOG_LEVEL (error, warn, info,
  * debug or off; warn when unset or unknown), read once on first use. ibcore_log_set() replaces
  * it; NULL silences the core. Everything runs on the loop's thread, so no locking. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,4 +76,11 @@ void ibcore__log(enum ibcore_log_level level, const char *json)
 {
     if (sink != NULL)
         sink(level, json, sink_data);
+}
+
+bool ibcore__vfields(char *buf, size_t cap, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(buf, cap, fmt, ap);
+
+    return n >= 0 && (size_t)n < cap;
 }

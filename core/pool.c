@@ -141,14 +141,15 @@ __attribute__((format(printf, 4, 5))) static void pool_log(const struct ibcore_p
 {
     char fields[192], line[320];
     va_list ap;
+    bool ok;
     int n;
 
     if (!ibcore__log_wants(level))
         return;
     va_start(ap, fmt);
-    n = vsnprintf(fields, sizeof fields, fmt, ap);
+    ok = ibcore__vfields(fields, sizeof fields, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof fields) /* our own fixed formats: cannot happen */
+    if (!ok)
         return;
     n = snprintf(line, sizeof line,
                  "{\"metric\":\"pool\",\"event\":\"%s\",\"port\":%d%s,\"mono_ms\":%llu}", name,
