@@ -164,15 +164,7 @@ struct mgw_script {
     unsigned n_rules;
 };
 
-/* Loads and validates a script file. NULL on error with err->msg
- * "<path>: $.rules[2].action.type: unknown action \"explode\"" (or "<path>: <strerror>"). */
-struct mgw_script *mgw_script_load(const char *path, struct mgw_err *err);
-/* The same from memory; name stands in for the path in messages. */
-struct mgw_script *mgw_script_parse(const char *json, size_t len, const char *name,
-                                    struct mgw_err *err);
-/* An empty script (no settings, no rules, state "normal"). NULL only when out of memory. */
-struct mgw_script *mgw_script_new(void);
-void mgw_script_free(struct mgw_script *s);
+/* mgw_script_load(), _parse(), _from_json(), _new() and _free() are public: mockgw.h. */
 /* A deep copy (for POST /v1/reset, which goes back to the start-up script). */
 struct mgw_script *mgw_script_copy(const struct mgw_script *s);
 

@@ -1248,41 +1248,44 @@ static int parse_settings(struct mgw__jin *ld, const cJSON *v, const char *path,
 #undef KEY
 }
 
-static struct mgw_script *build(struct mgw__jin *ld, const cJSON *doc)
+/* The script in doc; base is doc's JSON path in messages ("$", or "$.gateway" when embedded). */
+static struct mgw_script *build(struct mgw__jin *ld, const cJSON *doc, const char *base)
 {
     const cJSON *it, *rules;
     struct mgw_script *s;
-    char p[MGW__JIN_PATH_CAP];
+    char p[MGW__JIN_PATH_CAP], rules_path[MGW__JIN_PATH_CAP];
     unsigned i = 0, n = 0;
 
-    if (mgw__jin_object(ld, doc, "$") < 0 || mgw__jin_check_keys(ld, doc, "$", top_keys) < 0)
+    if (mgw__jin_object(ld, doc, base) < 0 || mgw__jin_check_keys(ld, doc, base, top_keys) < 0)
         return NULL;
+    mgw__jin_path_key(rules_path, sizeof rules_path, base, "rules");
     rules = ITEM(doc, "rules");
-    if (rules != NULL && mgw__jin_array(ld, rules, "$.rules", MAX_RULES, "rules", &n) < 0)
+    if (rules != NULL && mgw__jin_array(ld, rules, rules_path, MAX_RULES, "rules", &n) < 0)
         return NULL;
     if ((s = mgw_script_new()) == NULL) {
         mgw__jin_fail(ld, NULL, "out of memory");
         return NULL;
     }
-    if ((it = ITEM(doc, "settings")) != NULL &&
-        parse_settings(ld, it, "$.settings", &s->settings) < 0)
+    mgw__jin_path_key(p, sizeof p, base, "settings");
+    if ((it = ITEM(doc, "settings")) != NULL && parse_settings(ld, it, p, &s->settings) < 0)
         goto fail;
     if ((it = ITEM(doc, "state")) != NULL) {
         free(s->state);
         s->state = NULL;
-        if (mgw__jin_name(ld, it, "$.state", &s->state) < 0)
+        mgw__jin_path_key(p, sizeof p, base, "state");
+        if (mgw__jin_name(ld, it, p, &s->state) < 0)
             goto fail;
     }
     if (n == 0)
         return s;
     s->rules = calloc(n, sizeof *s->rules);
     if (s->rules == NULL) {
-        mgw__jin_fail(ld, "$.rules", "out of memory");
+        mgw__jin_fail(ld, rules_path, "out of memory");
         goto fail;
     }
     cJSON_ArrayForEach(it, rules)
     {
-        mgw__jin_path_index(p, sizeof p, "$.rules", i);
+        mgw__jin_path_index(p, sizeof p, rules_path, i);
         if ((s->rules[i] = parse_rule(ld, it, p)) == NULL)
             goto fail;
         s->n_rules = ++i;
@@ -1304,9 +1307,18 @@ struct mgw_script *mgw_script_parse(const char *json, size_t len, const char *na
     err->msg[0] = '\0';
     if ((doc = mgw__jin_parse(&ld, json, len, 0)) == NULL)
         return NULL;
-    s = build(&ld, doc);
+    s = build(&ld, doc, "$");
     cJSON_Delete(doc);
     return s;
+}
+
+struct mgw_script *mgw_script_from_json(const cJSON *doc, const char *name, const char *path,
+                                        struct mgw_err *err)
+{
+    struct mgw__jin ld = { name, err };
+
+    err->msg[0] = '\0';
+    return build(&ld, doc, path != NULL ? path : "$");
 }
 
 struct mgw_script *mgw_script_load(const char *path, struct mgw_err *err)

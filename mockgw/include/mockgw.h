@@ -41,6 +41,25 @@ struct mgw_err {
 };
 
 struct mgw_script; /* a loaded fault script (private: mockgw/fault.h) */
+struct cJSON;
+
+/* Fault scripts (format: docs/script-format.md). Each loader returns a script the caller frees
+ * with mgw_script_free(), or NULL with err->msg naming the input, the JSON path and the reason:
+ * "<path>: $.rules[2].action.type: unknown action \"explode\"" (or "<path>: <strerror>").
+ * Loads and validates a script file. */
+struct mgw_script *mgw_script_load(const char *path, struct mgw_err *err);
+/* The same from memory; name stands in for the path in messages. */
+struct mgw_script *mgw_script_parse(const char *json, size_t len, const char *name,
+                                    struct mgw_err *err);
+/* The same from a parsed JSON object (borrowed; nothing of it is kept), for a script embedded
+ * in another document: path is the object's JSON path there, so messages read
+ * "scenario.json: $.gateway.rules[0].action: ..." (name NULL: no name; path NULL: "$"). */
+struct mgw_script *mgw_script_from_json(const struct cJSON *doc, const char *name, const char *path,
+                                        struct mgw_err *err);
+/* An empty script (no settings, no rules, state "normal"). NULL only when out of memory. */
+struct mgw_script *mgw_script_new(void);
+/* NULL is a no-op. */
+void mgw_script_free(struct mgw_script *s);
 
 /* Gateway behaviour; mgw_config_init() sets the documented defaults. */
 struct mgw_config {

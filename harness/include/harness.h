@@ -1,0 +1,348 @@
+/* harness — declarative scenarios that run the real core (libibcore) against the real fake
+ * gateway (libmockgw), check what happened, and report it (docs/harness.md; the scenario format:
+ * docs/scenario-format.md).
+ *
+ * Ownership: harness_scenario_load()/_parse() return a scenario the caller frees with
+ * harness_scenario_free(); everything it points to belongs to it. harness_run() fills a result
+ * the caller clears with harness_result_clear(). The library never prints and never exits;
+ * errors come back as negative codes plus a message naming the file, the JSON path and the
+ * reason: "s.json: $.steps[3].expect.within_ms: expected a non-negative integer".
+ *
+ * Threads: none. One loop, passed in; the runner drives it itself (every wait is bounded).
+ */
+#ifndef HARNESS_H
+#define HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <uv.h>
+
+#include "ibcore.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct cJSON;
+struct mgw_script;
+
+struct harness_err {
+    char msg[512];
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Levels: tags on a scenario; selection is cumulative (standard runs basic too).
+ */
+enum harness_level {
+    HARNESS_LEVEL_BASIC,
+    HARNESS_LEVEL_STANDARD,
+    HARNESS_LEVEL_EXHAUSTIVE,
+    HARNESS_LEVEL_COUNT
+};
+
+const char *harness_level_name(enum harness_level l); /* "basic"...; "?" out of range */
+int harness_level_parse(const char *s);               /* the level, or -1 */
+
+/* ---------------------------------------------------------------------------------------------
+ * Outcomes: what an operation ended with, by name. Each name stands for one or more error codes
+ * of the core, libuv or the wire codec; anything else is "error".
+ */
+#define HARNESS_STATUS_MAP(XX)                 \
+    XX(OK, "ok")                               \
+    XX(TIMEOUT, "timeout")                     \
+    XX(BREAKER_OPEN, "breaker_open")           \
+    XX(IDS_EXHAUSTED, "ids_exhausted")         \
+    XX(REFUSED, "refused")                     \
+    XX(RESET, "reset")                         \
+    XX(CLIENT_ID_REFUSED, "client_id_refused") \
+    XX(NOT_READY, "not_ready")                 \
+    XX(SHUTDOWN, "shutdown")                   \
+    XX(CANCELED, "canceled")                   \
+    XX(POISONED, "poisoned")                   \
+    XX(CLOSED, "closed")                       \
+    XX(LOCK_TIMEOUT, "lock_timeout")           \
+    XX(PROTOCOL, "protocol")                   \
+    XX(VERSION, "version")                     \
+    XX(HTTP_ERROR, "http_error")               \
+    XX(ERROR, "error")
+
+enum harness_status {
+#define XX(name, str) HARNESS_STATUS_##name,
+    HARNESS_STATUS_MAP(XX)
+#undef XX
+        HARNESS_STATUS_COUNT
+};
+
+enum harness_status harness_status_of(int err); /* 0 -> ok, UV_ETIMEDOUT -> timeout, ... */
+const char *harness_status_name(enum harness_status s);
+int harness_status_parse(const char *s); /* the status, or -1 */
+
+/* ---------------------------------------------------------------------------------------------
+ * The pool counters a scenario can wait for and expect (struct ibcore_pool_stats), by name.
+ */
+#define HARNESS_STATS_MAP(XX) \
+    XX(live)                  \
+    XX(connecting)            \
+    XX(validating)            \
+    XX(idle)                  \
+    XX(in_use)                \
+    XX(pending)               \
+    XX(created)               \
+    XX(closed)                \
+    XX(probes)                \
+    XX(probe_failures)        \
+    XX(retries)               \
+    XX(retired)               \
+    XX(zombies_closed)        \
+    XX(suspends)
+
+enum harness_stat {
+#define XX(name) HARNESS_STAT_##name,
+    HARNESS_STATS_MAP(XX)
+#undef XX
+        HARNESS_STAT_COUNT
+};
+
+const char *harness_stat_name(enum harness_stat s);
+uint64_t harness_stat_get(const struct ibcore_pool_stats *st, enum harness_stat s);
+
+/* ---------------------------------------------------------------------------------------------
+ * Scenarios (docs/scenario-format.md). Every path string names where the item was in the file
+ * ("$.steps[2]"), for messages.
+ */
+
+/* A count in a file: an integer (exactly that) or {"min": a, "max": b} (either may be left out). */
+struct harness_range {
+    bool set;
+    int64_t min, max;
+};
+
+bool harness_range_holds(const struct harness_range *r, int64_t v);
+/* "3", "1..5", ">= 2", "<= 4" into buf (cap >= 48); returns buf. */
+const char *harness_range_str(const struct harness_range *r, char *buf, size_t cap);
+
+struct harness_named_range {
+    char *name;
+    struct harness_range range;
+};
+
+/* A field of the pool's status JSON ("breaker.state", "pool.idle", "score.total"): equal to a
+ * JSON value (string, bool, number, null), or a number within a range. */
+struct harness_field_expect {
+    char *path;
+    struct cJSON *value; /* owned; NULL when range is used */
+    struct harness_range range;
+};
+
+/* What the gateway's journal (GET /v1/journal) must show, over the scenario or one step. */
+struct harness_journal_expect {
+    bool set;
+    struct harness_range accepted;      /* "accept" events */
+    struct harness_range max_in_flight; /* most handshakes in flight at once */
+    bool has_client_ids;                /* client ids of the start_api events, in order */
+    int *client_ids;
+    unsigned n_client_ids;
+    struct harness_named_range *events; /* event name -> how many */
+    unsigned n_events;
+};
+
+struct harness_expect {
+    /* Outcomes of the step's operations (acquire, request, gateway call). */
+    unsigned status_mask; /* bit (1u << status) per allowed status; 0 = not checked */
+    struct harness_range statuses[HARNESS_STATUS_COUNT];
+    bool has_within, has_after;
+    uint64_t within_ms, after_ms; /* each operation's duration */
+    bool has_client_ids;          /* acquire: client ids of the successes, in completion order */
+    int *client_ids;
+    unsigned n_client_ids;
+    int http_status; /* gateway steps: 0 = any 2xx */
+    /* State after the step (or at the end of the scenario). */
+    struct harness_range stats[HARNESS_STAT_COUNT];
+    struct harness_range score;
+    struct harness_field_expect *fields; /* "pool_status" */
+    unsigned n_fields;
+    struct harness_journal_expect journal;
+    /* Scenario level only: breaker telemetry. */
+    bool has_transitions; /* every "transition" event as "from->to", in order, exactly */
+    char **transitions;
+    unsigned n_transitions;
+    struct harness_named_range *telemetry; /* event name -> how many */
+    unsigned n_telemetry;
+};
+
+enum harness_step_kind {
+    HARNESS_STEP_ACQUIRE,
+    HARNESS_STEP_RELEASE,
+    HARNESS_STEP_REQUEST,
+    HARNESS_STEP_HEALTH_TICK,
+    HARNESS_STEP_WAIT_STATS,
+    HARNESS_STEP_STATUS,
+    HARNESS_STEP_CLOSE,
+    HARNESS_STEP_HOLD_LOCK,
+    HARNESS_STEP_GATEWAY,
+    HARNESS_STEP_WAIT
+};
+
+struct harness_step {
+    enum harness_step_kind kind;
+    char path[32];        /* "$.steps[3]" */
+    char label[48];       /* "acquire x4", "gateway drop_all", "wait 300 ms" */
+    uint64_t timeout_ms;  /* the step's own deadline (derived when not given) */
+    unsigned count;       /* acquire: how many; release: how many (0 = all); health_tick */
+    unsigned concurrency; /* acquire: at most this many in flight */
+    uint64_t deadline_ms; /* acquire, request: each operation's deadline, from its start */
+    uint64_t hold_ms;     /* acquire: release each success this long after it; hold_lock */
+    bool keep;            /* acquire: keep the successes until a release step */
+    bool async;           /* acquire: the next step starts at once */
+    int conn;             /* release, request: index among held connections; -1 = unset */
+    struct harness_range until[HARNESS_STAT_COUNT]; /* wait_stats */
+    char *method, *target, *body;                   /* gateway: the admin call */
+    uint64_t wait_ms;                               /* wait */
+    struct harness_expect expect;
+};
+
+struct harness_scenario {
+    char *path;          /* as given to the loader */
+    char *name;          /* file slug */
+    char *description;   /* "" when absent */
+    unsigned levels;     /* bit (1u << level) per tag */
+    uint64_t timeout_ms; /* the whole scenario's hard deadline */
+    bool has_seed;
+    uint64_t seed;
+    struct ibcore_pool_config core; /* defaults + "core" overrides; host/port set by the run */
+    bool has_core_seed, has_lock_path;
+    struct ibcore_breaker_config breaker;
+    bool has_breaker_seed;
+    char *strings[8]; /* owned copies the core config's string fields point to */
+    unsigned n_strings;
+    struct mgw_script *script; /* "gateway" (NULL when absent) */
+    char *gateway_rules;       /* the same rules as a PUT /v1/rules body, for an external one */
+    bool gateway_has_settings; /* settings need the in-process gateway */
+    bool needs_admin;          /* gateway steps or journal expectations */
+    int measure_step;          /* the step whose slowest operation is the key measure; -1 */
+    struct harness_step *steps;
+    unsigned n_steps;
+    struct harness_expect expect; /* scenario level */
+};
+
+/* Loads a scenario file (at most 4 MiB). NULL on error, err->msg "path: $.json.path: reason". */
+struct harness_scenario *harness_scenario_load(const char *path, struct harness_err *err);
+/* The same from memory; name stands in for the path. */
+struct harness_scenario *harness_scenario_parse(const char *json, size_t len, const char *name,
+                                                struct harness_err *err);
+/* NULL is a no-op. */
+void harness_scenario_free(struct harness_scenario *sc);
+/* The lowest level the scenario is tagged with. */
+enum harness_level harness_scenario_level(const struct harness_scenario *sc);
+
+/* ---------------------------------------------------------------------------------------------
+ * Running one scenario.
+ */
+struct harness_run_opts {
+    bool has_seed; /* else the scenario's "seed", else 1 */
+    uint64_t seed;
+    const char *gateway_host; /* NULL: an in-process mockgw (the usual case) */
+    int gateway_port;
+    const char *admin_host; /* external gateway's admin API; NULL: none (steps needing it
+                             * are skipped) */
+    int admin_port;
+    const char *lock_dir; /* where the per-run handshake lock file goes; NULL: $TMPDIR or /tmp */
+};
+
+void harness_run_opts_init(struct harness_run_opts *o);
+
+enum harness_verdict { HARNESS_PASS, HARNESS_FAIL, HARNESS_SKIP };
+
+#define HARNESS_MAX_FAILURES 16
+
+struct harness_result {
+    enum harness_verdict verdict;
+    uint64_t seed;        /* the seed the run used */
+    uint64_t duration_ms; /* wall time of the run, teardown included */
+    char measure[96];     /* the key measure, e.g. "12 ops, slowest 503 ms" */
+    char skip_reason[160];
+    unsigned n_failures; /* messages kept: at most HARNESS_MAX_FAILURES */
+    unsigned n_failures_total;
+    char *failures[HARNESS_MAX_FAILURES];
+    char *core_log; /* the core's log lines during the run (the last 64), or NULL */
+};
+
+/* Runs sc on loop (which must have no other active handles the run would wait on) and fills
+ * res. The run starts the gateway (in-process, or resets the external one), the pool and the
+ * breaker registry, runs the steps, checks the expectations and the invariants (every
+ * operation completed exactly once within its deadline + 20 ms, fds and libuv handles back to
+ * baseline, no callback after close, consistent pool counters) and tears everything down.
+ * Every wait is bounded by the step's and the scenario's deadlines. Returns 0 (res says how it
+ * went) or a negative code when the loop itself could not be used. */
+int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
+                const struct harness_run_opts *o, struct harness_result *res);
+
+void harness_result_clear(struct harness_result *res);
+
+/* ---------------------------------------------------------------------------------------------
+ * HTTP/1.1 client (for the admin API): one request per connection (Connection: close), the
+ * response parsed with http_parser, everything within timeout_ms.
+ */
+struct harness_http;
+
+/* status: 0 with the response (http_status, body: NUL-terminated, valid during the call), or a
+ * negative code (UV_ETIMEDOUT, UV_ECONNREFUSED, UV_ECANCELED, UV_EPROTO, UV_E2BIG) with
+ * http_status 0 and body NULL. h is valid until cb returns. */
+typedef void (*harness_http_cb)(struct harness_http *h, int status, int http_status,
+                                const char *body, size_t len, void *data);
+
+/* Starts method target (e.g. "GET", "/v1/status") to host:port (numeric) with body (NULL: none;
+ * sent as application/json). 0: cb is called exactly once, never before this returns; *out (if
+ * not NULL) is set for harness_http_cancel(). < 0 (UV_EINVAL for a bad address): never. */
+int harness_http_request(uv_loop_t *loop, const char *host, int port, const char *method,
+                         const char *target, const char *body, uint64_t timeout_ms,
+                         harness_http_cb cb, void *data, struct harness_http **out);
+
+/* Completes a pending request with UV_ECANCELED (inside this call). */
+void harness_http_cancel(struct harness_http *h);
+
+/* ---------------------------------------------------------------------------------------------
+ * Suites and reports.
+ */
+
+/* Loads every DIR/LEVEL/NAME.json for levels up to level (cumulative), sorted by
+ * level then file name, and keeps those tagged at or below level. A file's lowest tag must match
+ * its directory. 0, or -1 with err (the first bad file; nothing is returned). */
+int harness_suite_load(const char *dir, enum harness_level level, struct harness_scenario ***out,
+                       unsigned *n, struct harness_err *err);
+void harness_suite_free(struct harness_scenario **list, unsigned n);
+
+struct harness_report_item {
+    const struct harness_scenario *sc;
+    struct harness_result res;
+    char *replay; /* the command that reruns it */
+};
+
+struct harness_report {
+    const char *level;   /* "basic", ... or NULL for --scenario runs */
+    const char *gateway; /* "in-process" or "HOST:PORT" */
+    uint64_t seed;
+    uint64_t duration_ms;
+    struct harness_report_item *items;
+    unsigned n;
+};
+
+unsigned harness_report_failed(const struct harness_report *r);
+/* A shell-quoted heap copy of s for a replay command (s as is when it needs no quoting); NULL
+ * when out of memory. */
+char *harness_shell_quote(const char *s);
+/* The table, the failures with their replay commands, and the last line: "DEPLOY: OK" or
+ * "DO NOT DEPLOY: N failed". */
+void harness_report_console(const struct harness_report *r, FILE *out);
+/* 0, or a negative errno with err->msg naming the file. */
+int harness_report_json(const struct harness_report *r, const char *path, struct harness_err *err);
+int harness_report_junit(const struct harness_report *r, const char *path, struct harness_err *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HARNESS_H */

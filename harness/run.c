@@ -1,0 +1,1426 @@
+/* The runner: one scenario, the gateway (in-process mockgw, or an external one through its admin
+ * API) and the core's pool on one libuv loop over loopback sockets.
+ *
+ * The runner drives the loop itself (drive(): UV_RUN_ONCE until a condition or a deadline, with
+ * a 5 ms tick so it never blocks longer), so each step reads as straight-line code while every
+ * operation stays asynchronous. Every operation the run starts is an `op`: it records when it
+ * started, its deadline, how often its callback came and with what. After the run, with the pool,
+ * the breaker registry and the gateway closed, the invariants are checked over all of them. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "internal.h"
+#include "mockgw.h"
+
+#define TICK_MS        5
+#define ADMIN_TIMEOUT  3000
+#define TEARDOWN_MS    5000
+#define LATE_WINDOW_MS 30
+#define NO_STEP        UINT32_MAX
+#define LOG_KEEP       64 /* the core's log lines kept per run */
+
+enum op_kind { OP_ACQUIRE, OP_REQUEST, OP_HTTP, OP_LOCK };
+
+struct run;
+
+struct op {
+    struct run *run;
+    struct op *next;
+    unsigned step; /* NO_STEP: the runner's own admin calls */
+    enum op_kind kind;
+    uint64_t start_ms, deadline_ms, end_ms; /* monotonic ms (uv_hrtime) */
+    unsigned calls;
+    bool sync; /* the call failed at once: no callback is owed */
+    bool late; /* the callback came after the pool had closed */
+    unsigned done_seq;
+    int status;
+    int http_status;
+    int client_id;
+    struct ibcore_conn *conn;   /* lent and not released yet */
+    uint64_t release_at_ms;     /* hold_ms: when to give it back; 0 none */
+    char *body;                 /* admin calls: the response body */
+    struct ibcore_hslock *lock; /* hold_lock: held until release_at_ms */
+    struct harness_http *http;
+};
+
+struct step_rt {
+    unsigned started, completed, holding;
+    uint64_t journal_seq;
+    bool has_seq;
+};
+
+struct run {
+    uv_loop_t *loop;
+    const struct harness_scenario *sc;
+    struct harness_result *res;
+    uint64_t seed;
+    uv_timer_t tick;
+    uint64_t scenario_deadline;
+    bool aborted;
+    /* the gateway */
+    struct mgw_server *srv;
+    bool srv_stopped;
+    char gw_host[64];
+    int gw_port;
+    char admin_host[64];
+    int admin_port; /* 0: no admin API */
+    uint64_t journal_base;
+    bool has_journal_base;
+    /* the core */
+    struct ibcore_breakers *reg;
+    bool reg_closed;
+    struct ibcore_pool *pool;
+    bool pool_closing, pool_closed;
+    struct ibcore_pool_config pc;
+    struct ibcore_pool_stats last_stats;
+    char lock_path[256];
+    bool own_lock;
+    /* operations */
+    struct op *ops, **ops_tail;
+    unsigned n_ops, done_seq;
+    struct op **held;
+    unsigned n_held, cap_held;
+    struct step_rt *rt;
+    /* breaker telemetry: "transition:closed->open", "call_not_permitted", ... */
+    char **tele;
+    unsigned n_tele, cap_tele;
+    bool tele_after_close;
+    bool stats_bad;
+    /* the core's log sink: the last LOG_KEEP lines */
+    char *log[LOG_KEEP];
+    unsigned log_next, log_n;
+};
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static void fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail(struct run *r, const char *fmt, ...)
+{
+    struct harness_result *res = r->res;
+    char buf[512];
+    va_list ap;
+
+    res->verdict = HARNESS_FAIL;
+    res->n_failures_total++;
+    if (res->n_failures >= HARNESS_MAX_FAILURES)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    res->failures[res->n_failures] = harness__strdup(buf);
+    if (res->failures[res->n_failures] != NULL)
+        res->n_failures++;
+}
+
+static int count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory stream's own */
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    ++*(unsigned *)arg;
+}
+
+static unsigned count_handles(uv_loop_t *loop)
+{
+    unsigned n = 0;
+
+    uv_walk(loop, count_handle, &n);
+    return n;
+}
+
+static void describe_handle(uv_handle_t *h, void *arg)
+{
+    char *buf = arg;
+    size_t len = strlen(buf);
+
+    if (len < 200)
+        snprintf(buf + len, 256 - len, "%s%s%s", len > 0 ? ", " : "", uv_handle_type_name(h->type),
+                 uv_is_closing(h) ? " (closing)" : "");
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    (void)t;
+}
+
+static uint64_t loop_deadline(struct run *r, uint64_t ms)
+{
+    uv_update_time(r->loop);
+    return uv_now(r->loop) + ms;
+}
+
+/* ---- the driver ------------------------------------------------------------------------------ */
+
+static void check_stats(struct run *r)
+{
+    struct ibcore_pool_stats st;
+
+    if (r->pool == NULL || r->pool_closing)
+        return;
+    ibcore_pool_stats(r->pool, &st);
+    r->last_stats = st;
+    if (r->stats_bad)
+        return;
+    if (st.live != st.connecting + st.validating + st.idle + st.in_use ||
+        st.live > r->pc.max_size || st.closed > st.created) {
+        r->stats_bad = true;
+        fail(r,
+             "invariant: pool counters inconsistent (live %u, connecting %u, validating %u, "
+             "idle %u, in_use %u, max_size %u, created %llu, closed %llu)",
+             st.live, st.connecting, st.validating, st.idle, st.in_use, r->pc.max_size,
+             (unsigned long long)st.created, (unsigned long long)st.closed);
+    }
+}
+
+static void pump_acquires(struct run *r, unsigned step);
+
+/* Gives back the held connections whose hold_ms is over. */
+static void release_due(struct run *r)
+{
+    uint64_t now = now_ms();
+
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        if (op->release_at_ms == 0 || now < op->release_at_ms)
+            continue;
+        op->release_at_ms = 0;
+        if (op->kind == OP_LOCK) { /* the "other process" lets go of the handshake lock */
+            ibcore_hslock_release(op->lock);
+            op->lock = NULL;
+            continue;
+        }
+        r->rt[op->step].holding--;
+        if (op->conn != NULL && !r->pool_closing) {
+            int rc = ibcore_pool_release(r->pool, op->conn);
+
+            if (rc < 0)
+                fail(r, "%s: release: %s", r->sc->steps[op->step].path, ibcore_strerror(rc));
+        }
+        op->conn = NULL;
+        if (!r->pool_closing)
+            pump_acquires(r, op->step); /* that worker is free again */
+    }
+}
+
+typedef bool (*done_fn)(struct run *r, const void *arg);
+
+/* Runs the loop until done(r, arg) holds (true) or deadline_ms (monotonic) passes (false). */
+static bool drive(struct run *r, done_fn done, const void *arg, uint64_t deadline_ms)
+{
+    for (;;) {
+        release_due(r);
+        check_stats(r);
+        if (done(r, arg))
+            return true;
+        if (now_ms() >= deadline_ms)
+            return false;
+        uv_run(r->loop, UV_RUN_ONCE); /* the tick bounds it to TICK_MS */
+    }
+}
+
+static bool never(struct run *r, const void *arg)
+{
+    (void)r;
+    (void)arg;
+    return false;
+}
+
+/* ---- operations ------------------------------------------------------------------------------ */
+
+static struct op *op_new(struct run *r, unsigned step, enum op_kind kind, uint64_t timeout_ms)
+{
+    struct op *op = calloc(1, sizeof *op);
+
+    if (op == NULL)
+        return NULL;
+    op->run = r;
+    op->step = step;
+    op->kind = kind;
+    op->client_id = -1;
+    op->start_ms = now_ms();
+    op->deadline_ms = op->start_ms + timeout_ms;
+    *r->ops_tail = op;
+    r->ops_tail = &op->next;
+    r->n_ops++;
+    return op;
+}
+
+static const char *kind_name(enum op_kind k)
+{
+    return k == OP_ACQUIRE   ? "an acquire"
+           : k == OP_REQUEST ? "a request"
+           : k == OP_HTTP    ? "an admin"
+                             : "a lock";
+}
+
+/* The callback came: counted, and the first one recorded. False for a second one. */
+static bool op_complete(struct op *op, int status)
+{
+    struct run *r = op->run;
+
+    if (++op->calls > 1) {
+        fail(r, "invariant: %s operation of %s completed %u times", kind_name(op->kind),
+             op->step == NO_STEP ? "the runner" : r->sc->steps[op->step].path, op->calls);
+        return false;
+    }
+    if (r->pool_closed && op->kind != OP_HTTP)
+        op->late = true;
+    op->end_ms = now_ms();
+    op->status = status;
+    op->done_seq = ++r->done_seq;
+    return true;
+}
+
+static bool op_done(struct run *r, const void *arg)
+{
+    (void)r;
+    return ((const struct op *)arg)->calls > 0;
+}
+
+static void held_push(struct run *r, struct op *op)
+{
+    if (r->n_held == r->cap_held) {
+        unsigned cap = r->cap_held ? r->cap_held * 2 : 16;
+        struct op **n = realloc(r->held, cap * sizeof *n);
+
+        if (n == NULL) { /* give it back rather than lose it */
+            ibcore_pool_release(r->pool, op->conn);
+            op->conn = NULL;
+            fail(r, "out of memory");
+            return;
+        }
+        r->held = n;
+        r->cap_held = cap;
+    }
+    r->held[r->n_held++] = op;
+}
+
+static void pump_acquires(struct run *r, unsigned step);
+
+static void on_acquired(struct ibcore_conn *conn, int status, void *data)
+{
+    struct op *op = data;
+    struct run *r = op->run;
+    const struct harness_step *st = &r->sc->steps[op->step];
+    struct step_rt *rt = &r->rt[op->step];
+
+    if (!op_complete(op, status))
+        return;
+    if ((conn != NULL) != (status == 0))
+        fail(r, "%s: acquire completed with status %d and %s connection", st->path, status,
+             conn != NULL ? "a" : "no");
+    rt->completed++;
+    if (conn != NULL) {
+        op->conn = conn;
+        op->client_id = ibcore_conn_client_id(conn);
+        if (!ibcore_conn_is_ready(conn))
+            fail(r, "%s: acquire handed out a connection that is not ready", st->path);
+        if (r->pool_closing) {
+            op->conn = NULL;
+        } else if (st->keep) {
+            held_push(r, op);
+        } else if (st->hold_ms > 0) {
+            op->release_at_ms = op->end_ms + st->hold_ms;
+            rt->holding++;
+        } else {
+            ibcore_pool_release(r->pool, conn);
+            op->conn = NULL;
+        }
+    }
+    pump_acquires(r, op->step);
+}
+
+/* Starts acquires of step until count are started or concurrency are in flight. */
+static void pump_acquires(struct run *r, unsigned step)
+{
+    const struct harness_step *st = &r->sc->steps[step];
+    struct step_rt *rt = &r->rt[step];
+
+    /* A worker is busy from its acquire until the connection is given back (hold_ms). */
+    while (rt->started < st->count && rt->started - rt->completed + rt->holding < st->concurrency) {
+        struct op *op;
+        int rc;
+
+        rt->started++;
+        if ((op = op_new(r, step, OP_ACQUIRE, st->deadline_ms)) == NULL) {
+            rt->completed++;
+            fail(r, "%s: out of memory", st->path);
+            continue;
+        }
+        rc = r->pool == NULL || r->pool_closing
+                 ? IBCORE_ESHUTDOWN
+                 : ibcore_pool_acquire(r->pool, loop_deadline(r, st->deadline_ms), on_acquired, op);
+        if (rc < 0) { /* no callback is owed */
+            op->sync = true;
+            op->calls = 1;
+            op->status = rc;
+            op->end_ms = now_ms();
+            op->done_seq = ++r->done_seq;
+            rt->completed++;
+        }
+    }
+}
+
+static bool acquires_done(struct run *r, const void *arg)
+{
+    unsigned step = *(const unsigned *)arg;
+
+    return r->rt[step].completed == r->sc->steps[step].count && r->rt[step].holding == 0;
+}
+
+static void on_time(struct ibcore_conn *c, int status, int64_t epoch_s, void *data)
+{
+    (void)c;
+    (void)epoch_s;
+    op_complete(data, status);
+}
+
+static void on_lock(struct ibcore_hslock *lock, int status, void *data)
+{
+    struct op *op = data;
+
+    if (!op_complete(op, status)) {
+        ibcore_hslock_release(lock);
+        return;
+    }
+    op->lock = lock;
+    if (lock != NULL)
+        op->release_at_ms = op->end_ms + op->run->sc->steps[op->step].hold_ms;
+}
+
+static void on_http(struct harness_http *h, int status, int http_status, const char *body,
+                    size_t len, void *data)
+{
+    struct op *op = data;
+
+    (void)h;
+    (void)len;
+    op->http = NULL;
+    if (!op_complete(op, status))
+        return;
+    op->http_status = http_status;
+    if (body != NULL)
+        op->body = harness__strdup(body);
+}
+
+/* One admin API call, waited for. NULL only when out of memory; check op->status. */
+static struct op *admin_call(struct run *r, unsigned step, const char *method, const char *target,
+                             const char *body, uint64_t timeout_ms)
+{
+    struct op *op = op_new(r, step, OP_HTTP, timeout_ms);
+    int rc;
+
+    if (op == NULL)
+        return NULL;
+    rc = harness_http_request(r->loop, r->admin_host, r->admin_port, method, target, body,
+                              timeout_ms, on_http, op, &op->http);
+    if (rc < 0) {
+        op->sync = true;
+        op->calls = 1;
+        op->status = rc;
+        op->end_ms = now_ms();
+        return op;
+    }
+    if (!drive(r, op_done, op, op->deadline_ms + 1000)) /* its own timer fires first */
+        harness_http_cancel(op->http);
+    return op;
+}
+
+/* GET path and parse the JSON answer; NULL with a failure recorded. */
+static cJSON *admin_json(struct run *r, const char *target, const char *what)
+{
+    struct op *op = admin_call(r, NO_STEP, "GET", target, NULL, ADMIN_TIMEOUT);
+    cJSON *doc;
+
+    if (op == NULL || op->status < 0 || op->http_status != 200 || op->body == NULL) {
+        fail(r, "%s: GET %s failed: %s", what, target,
+             op == NULL             ? "out of memory"
+             : op->status < 0       ? ibcore_strerror(op->status)
+             : op->http_status != 0 ? "unexpected HTTP status"
+                                    : "no body");
+        return NULL;
+    }
+    if ((doc = cJSON_Parse(op->body)) == NULL)
+        fail(r, "%s: GET %s: the answer is not JSON", what, target);
+    return doc;
+}
+
+static bool journal_seq(struct run *r, const char *what, uint64_t *seq)
+{
+    cJSON *doc = admin_json(r, "/v1/status", what);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, "journal_seq");
+    bool ok = cJSON_IsNumber(v) && v->valuedouble >= 0;
+
+    if (doc != NULL && !ok)
+        fail(r, "%s: GET /v1/status has no journal_seq", what);
+    if (ok)
+        *seq = (uint64_t)v->valuedouble;
+    cJSON_Delete(doc);
+    return ok;
+}
+
+static cJSON *journal_since(struct run *r, uint64_t seq, const char *what)
+{
+    char target[96];
+    cJSON *doc;
+
+    snprintf(target, sizeof target, "/v1/journal?since=%llu&kind=events", (unsigned long long)seq);
+    doc = admin_json(r, target, what);
+    if (doc != NULL && !cJSON_IsArray(doc)) {
+        fail(r, "%s: GET %s: expected an array", what, target);
+        cJSON_Delete(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* ---- telemetry ------------------------------------------------------------------------------- */
+
+static void on_telemetry(const char *json, void *data)
+{
+    struct run *r = data;
+    cJSON *doc = cJSON_Parse(json);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(doc, "event");
+    const cJSON *from = cJSON_GetObjectItemCaseSensitive(doc, "from");
+    const cJSON *to = cJSON_GetObjectItemCaseSensitive(doc, "to");
+    char buf[96];
+
+    if (r->reg_closed)
+        r->tele_after_close = true;
+    if (cJSON_IsString(ev) && strcmp(ev->valuestring, "transition") == 0 && cJSON_IsString(from) &&
+        cJSON_IsString(to))
+        snprintf(buf, sizeof buf, "transition:%s->%s", from->valuestring, to->valuestring);
+    else
+        snprintf(buf, sizeof buf, "%s", cJSON_IsString(ev) ? ev->valuestring : "?");
+    cJSON_Delete(doc);
+    if (r->n_tele == r->cap_tele) {
+        unsigned cap = r->cap_tele ? r->cap_tele * 2 : 32;
+        char **n = realloc(r->tele, cap * sizeof *n);
+
+        if (n == NULL)
+            return;
+        r->tele = n;
+        r->cap_tele = cap;
+    }
+    if ((r->tele[r->n_tele] = harness__strdup(buf)) != NULL)
+        r->n_tele++;
+}
+
+static void on_core_log(enum ibcore_log_level level, const char *json, void *data)
+{
+    struct run *r = data;
+    char buf[640];
+
+    snprintf(buf, sizeof buf, "%s %s", ibcore_log_level_name(level), json);
+    free(r->log[r->log_next]);
+    r->log[r->log_next] = harness__strdup(buf);
+    r->log_next = (r->log_next + 1) % LOG_KEEP;
+    if (r->log_n < LOG_KEEP)
+        r->log_n++;
+}
+
+/* The kept lines, oldest first, one per line; NULL when none. */
+static char *join_log(struct run *r)
+{
+    unsigned first = (r->log_next + LOG_KEEP - r->log_n) % LOG_KEEP;
+    size_t len = 1, at = 0;
+    char *out;
+
+    for (unsigned i = 0; i < r->log_n; i++) {
+        const char *l = r->log[(first + i) % LOG_KEEP];
+
+        len += l != NULL ? strlen(l) + 1 : 0;
+    }
+    if (r->log_n == 0 || (out = malloc(len)) == NULL)
+        return NULL;
+    for (unsigned i = 0; i < r->log_n; i++) {
+        const char *l = r->log[(first + i) % LOG_KEEP];
+        size_t n = l != NULL ? strlen(l) : 0;
+
+        if (l == NULL)
+            continue;
+        memcpy(out + at, l, n);
+        at += n;
+        out[at++] = '\n';
+    }
+    out[at] = '\0';
+    return out;
+}
+
+/* ---- expectations ---------------------------------------------------------------------------- */
+
+static int by_done_seq(const void *a, const void *b)
+{
+    const struct op *x = *(const struct op *const *)a, *y = *(const struct op *const *)b;
+
+    return (x->done_seq > y->done_seq) - (x->done_seq < y->done_seq);
+}
+
+static enum harness_status op_outcome(const struct op *op, const struct harness_expect *e)
+{
+    if (op->kind != OP_HTTP || op->status < 0)
+        return harness_status_of(op->status);
+    if (e->http_status != 0)
+        return op->http_status == e->http_status ? HARNESS_STATUS_OK : HARNESS_STATUS_HTTP_ERROR;
+    return op->http_status >= 200 && op->http_status < 300 ? HARNESS_STATUS_OK
+                                                           : HARNESS_STATUS_HTTP_ERROR;
+}
+
+static void check_journal(struct run *r, const struct harness_journal_expect *j, uint64_t since,
+                          const char *path)
+{
+    struct harness__journal_facts f;
+    char want[48], what[HARNESS__PATH_CAP];
+    cJSON *entries;
+
+    snprintf(what, sizeof what, "%s.journal", path);
+    if ((entries = journal_since(r, since, what)) == NULL)
+        return;
+    harness__journal_facts(entries, &f);
+    if (!harness_range_holds(&j->accepted, f.accepted))
+        fail(r, "%s.accepted: the gateway accepted %u connections, expected %s", what, f.accepted,
+             harness_range_str(&j->accepted, want, sizeof want));
+    if (!harness_range_holds(&j->max_in_flight, f.max_in_flight))
+        fail(r, "%s.max_handshakes_in_flight: %u handshakes were in flight at once, expected %s",
+             what, f.max_in_flight, harness_range_str(&j->max_in_flight, want, sizeof want));
+    if (j->has_client_ids) {
+        bool same = f.n_client_ids_total == j->n_client_ids;
+        char got[160] = "", exp[160] = "";
+
+        for (unsigned i = 0; same && i < j->n_client_ids; i++)
+            same = f.client_ids[i] == j->client_ids[i];
+        if (!same) {
+            for (unsigned i = 0; i < f.n_client_ids; i++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", i ? "," : "",
+                         f.client_ids[i]);
+            for (unsigned i = 0; i < j->n_client_ids; i++)
+                snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", i ? "," : "",
+                         j->client_ids[i]);
+            fail(r, "%s.client_ids: the gateway saw client ids [%s], expected [%s]", what, got,
+                 exp);
+        }
+    }
+    for (unsigned i = 0; i < j->n_events; i++) {
+        unsigned n = harness__journal_count(entries, j->events[i].name);
+
+        if (!harness_range_holds(&j->events[i].range, n))
+            fail(r, "%s.events.%s: %u in the journal, expected %s", what, j->events[i].name, n,
+                 harness_range_str(&j->events[i].range, want, sizeof want));
+    }
+    cJSON_Delete(entries);
+}
+
+/* The state expectations (stats, score, pool_status, journal) at path. */
+static void check_state(struct run *r, const struct harness_expect *e, const char *path,
+                        uint64_t journal_since_seq, bool has_seq)
+{
+    char want[48], why[256];
+    bool needs_pool = e->score.set || e->n_fields > 0;
+
+    check_stats(r);
+
+    for (int i = 0; i < HARNESS_STAT_COUNT; i++) {
+        uint64_t v = harness_stat_get(&r->last_stats, (enum harness_stat)i);
+
+        if (e->stats[i].set && !harness_range_holds(&e->stats[i], (int64_t)v))
+            fail(r, "%s.stats.%s: is %llu, expected %s", path,
+                 harness_stat_name((enum harness_stat)i), (unsigned long long)v,
+                 harness_range_str(&e->stats[i], want, sizeof want));
+    }
+    if (needs_pool && (r->pool == NULL || r->pool_closing)) {
+        fail(r, "%s: score and pool_status need an open pool", path);
+    } else if (needs_pool) {
+        struct ibcore_score s;
+        char *json;
+        cJSON *doc;
+
+        if (e->score.set && ibcore_pool_score(r->pool, &s) == 0 &&
+            !harness_range_holds(&e->score, s.total))
+            fail(r,
+                 "%s.score: is %u (breaker %u, connectivity %u, probes %u, latency %u, zombies "
+                 "%u, client id %u), expected %s",
+                 path, s.total, s.breaker, s.connectivity, s.probe_health, s.latency, s.zombies,
+                 s.client_id, harness_range_str(&e->score, want, sizeof want));
+        if (e->n_fields > 0) {
+            json = ibcore_pool_status_json(r->pool);
+            doc = json != NULL ? cJSON_Parse(json) : NULL;
+            free(json);
+            if (doc == NULL)
+                fail(r, "%s.pool_status: the status JSON could not be read", path);
+            for (unsigned i = 0; doc != NULL && i < e->n_fields; i++)
+                if (!harness__field_check(&e->fields[i], doc, why, sizeof why))
+                    fail(r, "%s.pool_status.%s: %s", path, e->fields[i].path, why);
+            cJSON_Delete(doc);
+        }
+    }
+    if (e->journal.set && has_seq)
+        check_journal(r, &e->journal, journal_since_seq, path);
+}
+
+static void check_ops(struct run *r, unsigned step)
+{
+    const struct harness_step *st = &r->sc->steps[step];
+    const struct harness_expect *e = &st->expect;
+    unsigned counts[HARNESS_STATUS_COUNT] = { 0 }, n = 0, k = 0, bad_status = 0;
+    char path[HARNESS__PATH_CAP], want[48];
+    struct op **ops;
+    bool default_ok = st->kind == HARNESS_STEP_GATEWAY && e->status_mask == 0;
+
+    snprintf(path, sizeof path, "%s.expect", st->path);
+    for (struct op *op = r->ops; op != NULL; op = op->next)
+        n += op->step == step;
+    if (n == 0 || (ops = calloc(n, sizeof *ops)) == NULL)
+        return;
+    for (struct op *op = r->ops; op != NULL; op = op->next)
+        if (op->step == step)
+            ops[k++] = op;
+    qsort(ops, n, sizeof *ops, by_done_seq);
+    for (unsigned i = 0; i < n; i++) {
+        const struct op *op = ops[i];
+        enum harness_status s = op_outcome(op, e);
+        uint64_t took = op->end_ms - op->start_ms;
+        unsigned mask = default_ok ? 1u << HARNESS_STATUS_OK : e->status_mask;
+
+        if (op->calls == 0)
+            continue; /* the invariants report it */
+        counts[s]++;
+        if (mask != 0 && !(mask & (1u << s)) && bad_status++ == 0) {
+            char allowed[160] = "";
+
+            for (int b = 0; b < HARNESS_STATUS_COUNT; b++)
+                if (mask & (1u << b))
+                    snprintf(allowed + strlen(allowed), sizeof allowed - strlen(allowed),
+                             "%s\"%s\"", allowed[0] ? " or " : "",
+                             harness_status_name((enum harness_status)b));
+            if (op->kind == OP_HTTP && op->status == 0)
+                fail(r, "%s.status: %s %s answered HTTP %d (expected %s)", path, st->method,
+                     st->target, op->http_status, allowed);
+            else
+                fail(r,
+                     "%s.status: operation %u of %u ended \"%s\" (%s) after %llu ms (expected %s)",
+                     path, i + 1, n, harness_status_name(s),
+                     op->status < 0 ? ibcore_strerror(op->status) : "success",
+                     (unsigned long long)took, allowed);
+        }
+        if (e->has_within && took > e->within_ms)
+            fail(r, "%s.within_ms: operation %u of %u took %llu ms (\"%s\"), expected <= %llu",
+                 path, i + 1, n, (unsigned long long)took, harness_status_name(s),
+                 (unsigned long long)e->within_ms);
+        if (e->has_after && took < e->after_ms)
+            fail(r, "%s.after_ms: operation %u of %u took %llu ms (\"%s\"), expected >= %llu", path,
+                 i + 1, n, (unsigned long long)took, harness_status_name(s),
+                 (unsigned long long)e->after_ms);
+    }
+    if (bad_status > 1)
+        fail(r, "%s.status: %u of %u operations ended otherwise", path, bad_status, n);
+    for (int s = 0; s < HARNESS_STATUS_COUNT; s++)
+        if (!harness_range_holds(&e->statuses[s], counts[s]))
+            fail(r, "%s.statuses.%s: %u operations, expected %s", path,
+                 harness_status_name((enum harness_status)s), counts[s],
+                 harness_range_str(&e->statuses[s], want, sizeof want));
+    if (e->has_client_ids) {
+        char got[160] = "", exp[160] = "";
+        unsigned m = 0;
+        bool same = true;
+
+        for (unsigned i = 0; i < n; i++) {
+            if (ops[i]->kind != OP_ACQUIRE || ops[i]->status != 0)
+                continue;
+            same = same && m < e->n_client_ids && e->client_ids[m] == ops[i]->client_id;
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", m ? "," : "",
+                     ops[i]->client_id);
+            m++;
+        }
+        same = same && m == e->n_client_ids;
+        if (!same) {
+            for (unsigned i = 0; i < e->n_client_ids; i++)
+                snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", i ? "," : "",
+                         e->client_ids[i]);
+            fail(r, "%s.client_ids: the successes had client ids [%s], expected [%s]", path, got,
+                 exp);
+        }
+    }
+    free(ops);
+}
+
+static void check_step(struct run *r, unsigned step)
+{
+    const struct harness_step *st = &r->sc->steps[step];
+    char path[HARNESS__PATH_CAP];
+
+    snprintf(path, sizeof path, "%s.expect", st->path);
+    check_ops(r, step);
+    check_stats(r);
+    check_state(r, &st->expect, path, r->rt[step].journal_seq, r->rt[step].has_seq);
+}
+
+static void check_telemetry(struct run *r)
+{
+    const struct harness_expect *e = &r->sc->expect;
+    char want[48];
+
+    if (e->has_transitions) {
+        char got[256] = "", exp[256] = "";
+        unsigned m = 0;
+        bool same = true;
+
+        for (unsigned i = 0; i < r->n_tele; i++) {
+            const char *t = r->tele[i];
+
+            if (strncmp(t, "transition:", 11) != 0)
+                continue;
+            t += 11;
+            same = same && m < e->n_transitions && strcmp(e->transitions[m], t) == 0;
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", m ? ", " : "", t);
+            m++;
+        }
+        same = same && m == e->n_transitions;
+        if (!same) {
+            for (unsigned i = 0; i < e->n_transitions; i++)
+                snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%s", i ? ", " : "",
+                         e->transitions[i]);
+            fail(r, "$.expect.telemetry.transitions: the breaker went [%s], expected [%s]", got,
+                 exp);
+        }
+    }
+    for (unsigned i = 0; i < e->n_telemetry; i++) {
+        unsigned n = 0;
+        size_t len = strlen(e->telemetry[i].name);
+
+        for (unsigned k = 0; k < r->n_tele; k++)
+            n += strncmp(r->tele[k], e->telemetry[i].name, len) == 0 &&
+                 (r->tele[k][len] == '\0' || r->tele[k][len] == ':');
+        if (!harness_range_holds(&e->telemetry[i].range, n))
+            fail(r, "$.expect.telemetry.events.%s: %u events, expected %s", e->telemetry[i].name, n,
+                 harness_range_str(&e->telemetry[i].range, want, sizeof want));
+    }
+}
+
+/* ---- steps ----------------------------------------------------------------------------------- */
+
+static bool pool_usable(struct run *r, const struct harness_step *st)
+{
+    if (r->pool != NULL && !r->pool_closing)
+        return true;
+    fail(r, "%s: %s needs the pool, which is closed", st->path, st->label);
+    return false;
+}
+
+struct wait_arg {
+    uint64_t until_ms;
+};
+
+static bool time_reached(struct run *r, const void *arg)
+{
+    (void)r;
+    return now_ms() >= ((const struct wait_arg *)arg)->until_ms;
+}
+
+struct probes_arg {
+    uint64_t target;
+};
+
+static bool probes_reached(struct run *r, const void *arg)
+{
+    return r->pool != NULL && !r->pool_closing &&
+           r->last_stats.probes >= ((const struct probes_arg *)arg)->target;
+}
+
+static bool stats_reached(struct run *r, const void *arg)
+{
+    const struct harness_range *until = arg;
+
+    if (r->pool == NULL || r->pool_closing)
+        return false;
+    for (int i = 0; i < HARNESS_STAT_COUNT; i++)
+        if (!harness_range_holds(&until[i],
+                                 (int64_t)harness_stat_get(&r->last_stats, (enum harness_stat)i)))
+            return false;
+    return true;
+}
+
+static void on_pool_closed(void *data)
+{
+    ((struct run *)data)->pool_closed = true;
+}
+
+/* Closes the pool (once): its lent connections are no longer ours to release. */
+static void pool_close(struct run *r)
+{
+    if (r->pool == NULL || r->pool_closing)
+        return;
+    check_stats(r);
+    r->pool_closing = true;
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        if (op->release_at_ms != 0 && op->kind != OP_LOCK) {
+            op->release_at_ms = 0;
+            r->rt[op->step].holding--;
+        }
+        op->conn = NULL;
+    }
+    r->n_held = 0;
+    ibcore_pool_close(r->pool, on_pool_closed, r);
+}
+
+static bool pool_is_closed(struct run *r, const void *arg)
+{
+    (void)arg;
+    return r->pool_closed;
+}
+
+static void do_release(struct run *r, const struct harness_step *st)
+{
+    unsigned from = 0, n = r->n_held;
+
+    if (st->conn >= 0) {
+        if ((unsigned)st->conn >= r->n_held) {
+            fail(r, "%s.conn: no held connection %d (%u held)", st->path, st->conn, r->n_held);
+            return;
+        }
+        from = (unsigned)st->conn;
+        n = 1;
+    } else if (st->count > 0) {
+        if (st->count > r->n_held) {
+            fail(r, "%s.count: %u to release, %u held", st->path, st->count, r->n_held);
+            return;
+        }
+        n = st->count;
+    }
+    for (unsigned i = from; i < from + n; i++) {
+        int rc = ibcore_pool_release(r->pool, r->held[i]->conn);
+
+        if (rc < 0)
+            fail(r, "%s: release: %s", st->path, ibcore_strerror(rc));
+        r->held[i]->conn = NULL;
+    }
+    memmove(r->held + from, r->held + from + n, (r->n_held - from - n) * sizeof *r->held);
+    r->n_held -= n;
+}
+
+static void run_step(struct run *r, unsigned i)
+{
+    const struct harness_step *st = &r->sc->steps[i];
+    struct step_rt *rt = &r->rt[i];
+    uint64_t deadline = now_ms() + st->timeout_ms;
+    bool ok = true;
+
+    if (deadline > r->scenario_deadline)
+        deadline = r->scenario_deadline;
+    if (st->expect.journal.set && r->admin_port > 0)
+        rt->has_seq = journal_seq(r, st->path, &rt->journal_seq);
+    switch (st->kind) {
+    case HARNESS_STEP_ACQUIRE:
+        if (!pool_usable(r, st))
+            return;
+        pump_acquires(r, i);
+        if (st->async)
+            return; /* joined, and checked, after the last step */
+        ok = drive(r, acquires_done, &i, deadline);
+        break;
+    case HARNESS_STEP_RELEASE:
+        if (!pool_usable(r, st))
+            return;
+        do_release(r, st);
+        break;
+    case HARNESS_STEP_REQUEST: {
+        struct op *op;
+        int rc;
+
+        if (!pool_usable(r, st))
+            return;
+        if ((unsigned)st->conn >= r->n_held) {
+            fail(r, "%s.conn: no held connection %d (%u held: acquire with \"keep\": true)",
+                 st->path, st->conn, r->n_held);
+            return;
+        }
+        if ((op = op_new(r, i, OP_REQUEST, st->deadline_ms)) == NULL)
+            return;
+        rc = ibcore_conn_current_time(r->held[st->conn]->conn, loop_deadline(r, st->deadline_ms),
+                                      on_time, op);
+        if (rc < 0) {
+            op->sync = true;
+            op->calls = 1;
+            op->status = rc;
+            op->end_ms = now_ms();
+            op->done_seq = ++r->done_seq;
+        }
+        ok = drive(r, op_done, op, deadline);
+        break;
+    }
+    case HARNESS_STEP_HEALTH_TICK: {
+        struct probes_arg a;
+
+        if (!pool_usable(r, st))
+            return;
+        check_stats(r);
+        a.target = r->last_stats.probes + st->count;
+        ok = drive(r, probes_reached, &a, deadline);
+        break;
+    }
+    case HARNESS_STEP_WAIT_STATS:
+        if (!pool_usable(r, st))
+            return;
+        ok = drive(r, stats_reached, st->until, deadline);
+        break;
+    case HARNESS_STEP_STATUS:
+        if (!pool_usable(r, st))
+            return;
+        break;
+    case HARNESS_STEP_CLOSE:
+        if (!pool_usable(r, st))
+            return;
+        pool_close(r);
+        ok = drive(r, pool_is_closed, NULL, deadline);
+        break;
+    case HARNESS_STEP_HOLD_LOCK: {
+        struct op *op;
+        int rc;
+
+        if (!r->pc.use_lock) {
+            fail(r, "%s: hold_lock needs \"use_lock\": true", st->path);
+            return;
+        }
+        if ((op = op_new(r, i, OP_LOCK, st->timeout_ms)) == NULL)
+            return;
+        rc = ibcore_hslock_acquire(r->loop, r->pc.lock_path, loop_deadline(r, st->timeout_ms),
+                                   on_lock, op);
+        if (rc < 0) {
+            op->sync = true;
+            op->calls = 1;
+            op->status = rc;
+            op->end_ms = now_ms();
+        }
+        ok = drive(r, op_done, op, deadline);
+        if (ok && op->status < 0)
+            fail(r, "%s: the handshake lock was not acquired: %s", st->path,
+                 ibcore_strerror(op->status));
+        break;
+    }
+    case HARNESS_STEP_GATEWAY: {
+        struct op *op = admin_call(r, i, st->method, st->target, st->body,
+                                   st->timeout_ms < ADMIN_TIMEOUT ? st->timeout_ms : ADMIN_TIMEOUT);
+
+        ok = op != NULL && op->calls > 0;
+        break;
+    }
+    case HARNESS_STEP_WAIT: {
+        struct wait_arg a = { now_ms() + st->wait_ms };
+
+        ok = drive(r, time_reached, &a, deadline);
+        break;
+    }
+    }
+    if (!ok) {
+        if (now_ms() >= r->scenario_deadline)
+            fail(r, "%s (%s): the scenario's hard deadline (%llu ms) passed", st->path, st->label,
+                 (unsigned long long)r->sc->timeout_ms);
+        else
+            fail(r, "%s (%s): did not complete within its %llu ms", st->path, st->label,
+                 (unsigned long long)st->timeout_ms);
+        r->aborted = true;
+        return;
+    }
+    check_step(r, i);
+}
+
+/* ---- setup and teardown ---------------------------------------------------------------------- */
+
+static void on_server_stopped(struct mgw_server *srv, void *data)
+{
+    (void)srv;
+    ((struct run *)data)->srv_stopped = true;
+}
+
+static void on_registry_closed(void *data)
+{
+    ((struct run *)data)->reg_closed = true;
+}
+
+static bool setup_gateway(struct run *r, const struct harness_run_opts *o)
+{
+    const struct harness_scenario *sc = r->sc;
+    struct mgw_config cfg;
+    struct mgw_err err;
+    struct op *op;
+
+    if (o->gateway_host == NULL) {
+        mgw_config_init(&cfg);
+        cfg.listen_host = "127.0.0.1";
+        cfg.listen_port = 0;
+        cfg.admin_host = "127.0.0.1";
+        cfg.admin_port = 0;
+        cfg.admin_enabled = true;
+        cfg.seed = r->seed;
+        cfg.script = sc->script;
+        if ((r->srv = mgw_server_new(r->loop, &cfg, &err)) == NULL) {
+            fail(r, "gateway: %s", err.msg);
+            return false;
+        }
+        if (mgw_server_start(r->srv, &err) < 0) {
+            fail(r, "gateway: %s", err.msg);
+            return false;
+        }
+        snprintf(r->gw_host, sizeof r->gw_host, "127.0.0.1");
+        snprintf(r->admin_host, sizeof r->admin_host, "127.0.0.1");
+        r->gw_port = mgw_server_api_port(r->srv);
+        r->admin_port = mgw_server_admin_port(r->srv);
+    } else {
+        snprintf(r->gw_host, sizeof r->gw_host, "%s", o->gateway_host);
+        r->gw_port = o->gateway_port;
+        if (o->admin_host != NULL) {
+            snprintf(r->admin_host, sizeof r->admin_host, "%s", o->admin_host);
+            r->admin_port = o->admin_port;
+        }
+        if ((sc->needs_admin || sc->script != NULL) && r->admin_port == 0) {
+            r->res->verdict = HARNESS_SKIP;
+            snprintf(r->res->skip_reason, sizeof r->res->skip_reason,
+                     "needs the gateway's admin API (--admin HOST:PORT)");
+            return false;
+        }
+        if (sc->gateway_has_settings) {
+            r->res->verdict = HARNESS_SKIP;
+            snprintf(r->res->skip_reason, sizeof r->res->skip_reason,
+                     "$.gateway.settings need the in-process gateway");
+            return false;
+        }
+        if (r->admin_port > 0) {
+            op = admin_call(r, NO_STEP, "POST", "/v1/reset", NULL, ADMIN_TIMEOUT);
+            if (op == NULL || op->status < 0 || op->http_status != 200) {
+                fail(r, "gateway: POST /v1/reset failed (%s)",
+                     op != NULL && op->status < 0 ? ibcore_strerror(op->status) : "HTTP error");
+                return false;
+            }
+            if (sc->script != NULL) {
+                op = admin_call(r, NO_STEP, "PUT", "/v1/rules", sc->gateway_rules, ADMIN_TIMEOUT);
+                if (op == NULL || op->status < 0 || op->http_status != 200) {
+                    fail(r, "gateway: PUT /v1/rules failed (%s)",
+                         op != NULL && op->body != NULL ? op->body : "no answer");
+                    return false;
+                }
+            }
+        }
+    }
+    if (r->admin_port > 0)
+        r->has_journal_base = journal_seq(r, "gateway", &r->journal_base);
+    return r->res->verdict != HARNESS_FAIL;
+}
+
+static bool setup_core(struct run *r, const struct harness_run_opts *o)
+{
+    const struct harness_scenario *sc = r->sc;
+    struct ibcore_breaker_config bc = sc->breaker;
+    const char *dir = o->lock_dir != NULL ? o->lock_dir : getenv("TMPDIR");
+
+    if (!sc->has_breaker_seed)
+        bc.seed = r->seed;
+    if ((r->reg = ibcore_breakers_new(r->loop, &bc, on_telemetry, r)) == NULL) {
+        fail(r, "core: the breaker registry could not be created");
+        return false;
+    }
+    r->pc = sc->core;
+    r->pc.host = r->gw_host;
+    r->pc.port = r->gw_port;
+    if (!sc->has_core_seed)
+        r->pc.seed = r->seed;
+    if (!sc->has_lock_path) {
+        snprintf(r->lock_path, sizeof r->lock_path, "%s/harness-%ld.lock",
+                 dir != NULL && dir[0] != '\0' ? dir : "/tmp", (long)getpid());
+        r->pc.lock_path = r->lock_path;
+        r->own_lock = true;
+    }
+    if ((r->pool = ibcore_pool_new(r->loop, &r->pc, r->reg)) == NULL) {
+        fail(r, "core: ibcore_pool_new refused the configuration ($.core)");
+        return false;
+    }
+    return true;
+}
+
+static bool registry_is_closed(struct run *r, const void *arg)
+{
+    (void)arg;
+    return r->reg_closed;
+}
+
+static bool server_is_stopped(struct run *r, const void *arg)
+{
+    (void)arg;
+    return r->srv_stopped;
+}
+
+/* Closes everything; true when all of it completed (only then may the ops be freed). */
+static bool teardown(struct run *r)
+{
+    uint64_t deadline = now_ms() + TEARDOWN_MS;
+    bool complete = true;
+
+    if (r->pool != NULL) {
+        pool_close(r);
+        if (!drive(r, pool_is_closed, NULL, deadline)) {
+            fail(r, "invariant: the pool's close callback never came");
+            complete = false;
+        }
+    }
+    /* Any callback still to come would be a late one: give it a moment to show up. */
+    drive(r, never, NULL, now_ms() + LATE_WINDOW_MS);
+    if (r->reg != NULL) {
+        ibcore_breakers_close(r->reg, on_registry_closed, r);
+        if (!drive(r, registry_is_closed, NULL, deadline)) {
+            fail(r, "invariant: the breaker registry's close callback never came");
+            complete = false;
+        }
+    }
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        if (op->http != NULL)
+            harness_http_cancel(op->http);
+        if (op->kind == OP_LOCK && op->calls == 0)
+            ibcore_hslock_cancel(r->loop, on_lock, op);
+        if (op->lock != NULL) {
+            ibcore_hslock_release(op->lock);
+            op->lock = NULL;
+            op->release_at_ms = 0;
+        }
+    }
+    if (r->srv != NULL) {
+        if (mgw_server_stop(r->srv, on_server_stopped, r) != 0) {
+            mgw_server_free(r->srv); /* never started: nothing to wait for */
+        } else if (!drive(r, server_is_stopped, NULL, deadline)) {
+            fail(r, "invariant: the gateway did not stop");
+            complete = false; /* its handles may still call back: leak it rather than crash */
+        } else {
+            mgw_server_free(r->srv);
+        }
+        r->srv = NULL;
+    } else if (r->admin_port > 0 && r->has_journal_base) {
+        struct op *op = admin_call(r, NO_STEP, "POST", "/v1/reset", NULL, ADMIN_TIMEOUT);
+
+        if (op == NULL || op->status < 0 || op->http_status != 200)
+            fail(r, "gateway: POST /v1/reset at the end failed");
+    }
+    if (r->own_lock)
+        unlink(r->lock_path);
+    return complete;
+}
+
+static void check_invariants(struct run *r)
+{
+    unsigned never_done = 0, twice = 0, late = 0, overdue = 0;
+
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        const char *where = op->step == NO_STEP ? "runner" : r->sc->steps[op->step].path;
+
+        if (op->sync)
+            continue;
+        if (op->calls == 0 && never_done++ == 0)
+            fail(r, "invariant: an operation of %s never completed", where);
+        twice += op->calls > 1;
+        if (op->late && late++ == 0)
+            fail(r, "invariant: an operation of %s completed after the pool had closed", where);
+        if (op->calls > 0 && op->kind != OP_HTTP &&
+            op->end_ms > op->deadline_ms + HARNESS__SLACK_MS && overdue++ == 0)
+            fail(r, "invariant: an operation of %s completed %llu ms after its deadline", where,
+                 (unsigned long long)(op->end_ms - op->deadline_ms));
+    }
+    if (never_done > 1)
+        fail(r, "invariant: %u operations never completed", never_done);
+    if (overdue > 1)
+        fail(r, "invariant: %u operations completed past their deadline + %u ms", overdue,
+             HARNESS__SLACK_MS);
+    (void)twice; /* each one was reported as it happened */
+    if (r->tele_after_close)
+        fail(r, "invariant: breaker telemetry arrived after the registry had closed");
+}
+
+static void set_measure(struct run *r)
+{
+    const struct harness_scenario *sc = r->sc;
+    uint64_t slowest = 0;
+    unsigned n = 0;
+
+    for (struct op *op = r->ops; op != NULL; op = op->next) {
+        if (op->kind == OP_HTTP || op->calls == 0)
+            continue;
+        if (sc->measure_step >= 0 && op->step != (unsigned)sc->measure_step)
+            continue;
+        n++;
+        if (op->end_ms - op->start_ms > slowest)
+            slowest = op->end_ms - op->start_ms;
+    }
+    if (n == 0)
+        snprintf(r->res->measure, sizeof r->res->measure, "-");
+    else if (sc->measure_step >= 0)
+        snprintf(r->res->measure, sizeof r->res->measure, "steps[%d]: %u ops, slowest %llu ms",
+                 sc->measure_step, n, (unsigned long long)slowest);
+    else
+        snprintf(r->res->measure, sizeof r->res->measure, "%u ops, slowest %llu ms", n,
+                 (unsigned long long)slowest);
+}
+
+static void free_run(struct run *r, bool free_ops)
+{
+    struct op *op = r->ops, *next;
+
+    for (; free_ops && op != NULL; op = next) {
+        next = op->next;
+        free(op->body);
+        free(op);
+    }
+    for (unsigned i = 0; i < r->n_tele; i++)
+        free(r->tele[i]);
+    free(r->tele);
+    free(r->held);
+    for (unsigned i = 0; i < LOG_KEEP; i++)
+        free(r->log[i]);
+    if (free_ops) /* else a late callback could still reach them: leak rather than crash */
+        free(r->rt);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
+static void on_warm_closed(uv_handle_t *h)
+{
+    *(bool *)h->data = true;
+}
+
+/* libuv reserves one descriptor per loop at its first listen (its EMFILE trick) and keeps it
+ * until the loop closes. Listening once before the baseline keeps that one out of the count. */
+static void warm_up(uv_loop_t *loop)
+{
+    struct sockaddr_in addr;
+    bool closed = false;
+    uv_tcp_t t;
+
+    if (uv_tcp_init(loop, &t) != 0)
+        return;
+    t.data = &closed;
+    if (uv_ip4_addr("127.0.0.1", 0, &addr) == 0 &&
+        uv_tcp_bind(&t, (const struct sockaddr *)&addr, 0) == 0)
+        uv_listen((uv_stream_t *)&t, 1, NULL);
+    uv_close((uv_handle_t *)&t, on_warm_closed);
+    for (int i = 0; i < 100 && !closed; i++)
+        uv_run(loop, UV_RUN_NOWAIT);
+}
+
+void harness_run_opts_init(struct harness_run_opts *o)
+{
+    memset(o, 0, sizeof *o);
+}
+
+int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
+                const struct harness_run_opts *o, struct harness_result *res)
+{
+    struct run r;
+    uint64_t t0 = now_ms();
+    int fds0, fds1;
+    unsigned handles0, handles1;
+    bool complete, tick_closed = false;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    memset(&r, 0, sizeof r);
+    r.loop = loop;
+    r.sc = sc;
+    r.res = res;
+    r.ops_tail = &r.ops;
+    r.seed = o->has_seed ? o->seed : sc->has_seed ? sc->seed : 1;
+    res->seed = r.seed;
+    res->verdict = HARNESS_PASS;
+    if ((r.rt = calloc(sc->n_steps, sizeof *r.rt)) == NULL)
+        return UV_ENOMEM;
+    warm_up(loop);
+    ibcore_log_set(on_core_log, &r); /* the core's log goes into the result, not to stderr */
+    fds0 = count_fds();
+    handles0 = count_handles(loop);
+    if ((rc = uv_timer_init(loop, &r.tick)) < 0) {
+        free(r.rt);
+        return rc;
+    }
+    r.tick.data = &tick_closed;
+    uv_timer_start(&r.tick, on_tick, TICK_MS, TICK_MS);
+    r.scenario_deadline = t0 + sc->timeout_ms;
+
+    if (setup_gateway(&r, o) && setup_core(&r, o)) {
+        for (unsigned i = 0; i < sc->n_steps && !r.aborted; i++)
+            run_step(&r, i);
+        /* Asynchronous acquires are joined here, then checked. */
+        for (unsigned i = 0; i < sc->n_steps && !r.aborted; i++) {
+            const struct harness_step *st = &sc->steps[i];
+
+            if (st->kind != HARNESS_STEP_ACQUIRE || !st->async || r.rt[i].started == 0)
+                continue;
+            if (!drive(&r, acquires_done, &i, r.scenario_deadline)) {
+                fail(&r, "%s (%s): its operations did not complete before the hard deadline",
+                     st->path, st->label);
+                r.aborted = true;
+                break;
+            }
+            check_step(&r, i);
+        }
+        if (!r.aborted)
+            check_state(&r, &sc->expect, "$.expect", r.journal_base, r.has_journal_base);
+    }
+    complete = teardown(&r);
+    if (res->verdict != HARNESS_SKIP) {
+        check_telemetry(&r);
+        check_invariants(&r);
+    }
+    /* Back to baseline: the tick closes last, then every handle the run opened must be gone. */
+    uv_close((uv_handle_t *)&r.tick, on_tick_closed);
+    for (int i = 0; i < 200 && (!tick_closed || count_handles(loop) > handles0); i++) {
+        uv_run(loop, UV_RUN_NOWAIT);
+        if (!tick_closed || count_handles(loop) > handles0)
+            usleep(1000);
+    }
+    handles1 = count_handles(loop);
+    fds1 = count_fds();
+    if (complete && handles1 != handles0) {
+        char names[256] = "";
+
+        uv_walk(loop, describe_handle, names);
+        fail(&r, "invariant: %u libuv handles before the run, %u after (%s)", handles0, handles1,
+             names);
+    }
+    if (complete && fds0 >= 0 && fds1 != fds0)
+        fail(&r, "invariant: %d file descriptors before the run, %d after", fds0, fds1);
+    set_measure(&r);
+    ibcore_log_default();
+    res->core_log = join_log(&r);
+    free_run(&r, complete && tick_closed);
+    res->duration_ms = now_ms() - t0;
+    return 0;
+}
+
+void harness_result_clear(struct harness_result *res)
+{
+    for (unsigned i = 0; i < res->n_failures; i++)
+        free(res->failures[i]);
+    free(res->core_log);
+    memset(res, 0, sizeof *res);
+}
