@@ -54,6 +54,14 @@ void ibcore_log_set(ibcore_log_fn fn, void *data)
     sink_data = data;
 }
 
+void ibcore_log_get(ibcore_log_fn *fn, void **data)
+{
+    if (fn != NULL)
+        *fn = sink;
+    if (data != NULL)
+        *data = sink_data;
+}
+
 void ibcore_log_default(void)
 {
     sink = to_stderr;

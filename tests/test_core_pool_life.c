@@ -38,8 +38,14 @@ static void capture(enum ibcore_log_level level, const char *json, void *data)
 
 static int setup_logged(void **state)
 {
+    ibcore_log_fn fn;
+    void *data = &fn;
+
     logged[0] = '\0';
     ibcore_log_set(capture, NULL);
+    ibcore_log_get(&fn, &data);
+    assert_ptr_equal(fn, capture); /* what was set is what is read back */
+    assert_null(data);
     return setup(state);
 }
 

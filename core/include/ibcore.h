@@ -67,6 +67,8 @@ typedef void (*ibcore_log_fn)(enum ibcore_log_level level, const char *json, voi
 
 /* Replaces the sink (fn NULL: the core logs nothing). json lives during the call. */
 void ibcore_log_set(ibcore_log_fn fn, void *data);
+/* The sink in place now (NULL fn: none), e.g. to restore it after capturing the log. */
+void ibcore_log_get(ibcore_log_fn *fn, void **data);
 /* Back to the default stderr sink ($IBCORE_LOG_LEVEL is read again). */
 void ibcore_log_default(void);
 const char *ibcore_log_level_name(enum ibcore_log_level level);
