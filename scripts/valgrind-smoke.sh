@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The e2e smoke (handshake, requests, stoqey, every fault action and admin endpoint) with mockgw
-# under valgrind: any invalid read or write, use of an uninitialised value, or leak fails it.
+# under valgrind, then the harness's basic level (the core and mockgw in one process) under
+# valgrind: any invalid read or write, use of an uninitialised value, or leak fails it.
 # Needs a build (scripts/setup.sh test).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${MOCKGW_BIN:-$root/build/mockgw/mockgw}
+harness=${HARNESS_BIN:-$root/build/harness/harness}
 [ -x "$bin" ] || { echo "valgrind-smoke: no mockgw at $bin (build first, or set MOCKGW_BIN)" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "valgrind-smoke: valgrind is not installed" >&2; exit 1; }
 work=$(mktemp -d)
@@ -24,4 +26,18 @@ if cat "$work"/vg.* 2>/dev/null | grep -q .; then
   echo "valgrind-smoke: valgrind reported errors (above)" >&2
   exit 1
 fi
-echo "valgrind-smoke: clean ($(ls "$work" | grep -c '^vg\.') mockgw runs)"
+echo "valgrind-smoke: the harness's basic level under valgrind"
+[ -x "$harness" ] || { echo "valgrind-smoke: no harness at $harness (build first, or set HARNESS_BIN)" >&2; exit 1; }
+valgrind -q --leak-check=full --errors-for-leak-kinds=definite,indirect,possible \
+  --show-leak-kinds=definite,indirect,possible --error-exitcode=99 \
+  --log-file="$work/harness.vg" "$harness" --level basic >"$work/harness.out" 2>&1 || {
+  cat "$work/harness.out" "$work/harness.vg" >&2
+  echo "valgrind-smoke: the harness's basic level failed under valgrind (above)" >&2
+  exit 1
+}
+if grep -q . "$work/harness.vg"; then
+  cat "$work/harness.vg" >&2
+  echo "valgrind-smoke: valgrind reported errors in the harness run (above)" >&2
+  exit 1
+fi
+echo "valgrind-smoke: clean ($(ls "$work" | grep -c '^vg\.') mockgw runs, harness --level basic)"
