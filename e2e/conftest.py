@@ -32,6 +32,9 @@ def pytest_addoption(parser, pluginmanager):
     # is refused in a conftest that is not loaded at start-up (`pytest` run from the root).
     if not pluginmanager.has_plugin("pytest_mockgw"):
         pluginmanager.import_plugin("pytest_mockgw")
+    parser.addoption("--level", choices=("basic", "standard", "exhaustive"), default="standard",
+                     help="the harness levels this run covers: basic and standard always run "
+                          "(test_12_harness.py); exhaustive (minutes) only with --level exhaustive")
 
 
 def pytest_configure(config):
