@@ -190,7 +190,14 @@ def test_close_after_phase(mockgw_factory, tmp_path, phase, expect):
 @pytest.mark.parametrize("phase", ["accept", "version_sent", "ready"])
 def test_reset(mockgw_factory, tmp_path, phase):
     m = start(mockgw_factory, tmp_path, [rule(phase, "reset")])
-    c = m.client()
+    try:
+        c = m.client()
+    except ConnectionResetError:
+        # At accept the RST can beat connect() back to a client that was slow to be scheduled
+        # (a busy machine): the client saw the reset, which is what this test checks.
+        assert phase == "accept"
+        m.wait_event("fault", action="reset", phase=phase)
+        return
     if phase != "accept":
         c.send_hello()
     if phase == "ready":
