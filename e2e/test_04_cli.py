@@ -20,7 +20,8 @@ CLI_DOC = ROOT / "docs" / "cli.md"
 FLAGS = ["--listen", "--admin", "--script", "--fault", "--server-version", "--accounts", "--seed",
          "--fixtures", "--log", "--ready-file", "--next-valid-id", "--max-clients",
          "--allow-duplicate-client-ids", "--no-time-pacing", "--handshake-timeout-ms",
-         "--max-out-buffer", "--help", "--version"]
+         "--max-out-buffer", "--upstream", "--upstream-timeout-ms", "--record", "--replay",
+         "--help", "--version"]
 VALUE_FLAGS = [f for f in FLAGS if f not in ("--allow-duplicate-client-ids", "--no-time-pacing",
                                               "--help", "--version")]
 PRESETS = ["silent", "silent-after-handshake", "silent-after-ready", "refuse-client-id=N[,M...]",

@@ -14,8 +14,10 @@
 struct mgw_journal {
     uv_prepare_t flusher; /* flushes the file once per loop iteration, before it polls */
     FILE *file;
-    bool owns_file;            /* false for stdout */
-    struct mgw_strbuf pending; /* lines not yet written to file */
+    bool owns_file;                /* false for stdout */
+    struct mgw_strbuf pending;     /* lines not yet written to file */
+    FILE *rec_file;                /* --record: the decoded conversation */
+    struct mgw_strbuf rec_pending; /* its lines not yet written */
     uint64_t seq;
     char **ring; /* ring_cap slots of malloc'd event lines */
     uint64_t *ring_seq;
@@ -33,18 +35,26 @@ struct mgw_journal {
  * program prints before running the loop (mockgw's ready line) comes out first. The prepare
  * phase runs after the timers and before the loop blocks, so entries written by timer and I/O
  * callbacks alike are out before mockgw waits for anything. */
+static void sink_flush(FILE *file, struct mgw_strbuf *pending)
+{
+    if (file && pending->len > 0) {
+        fwrite(pending->data, 1, pending->len, file);
+        fflush(file);
+    }
+    mgw_strbuf_reset(pending);
+}
+
 static void flush_pending(struct mgw_journal *j)
 {
-    if (j->file && j->pending.len > 0) {
-        fwrite(j->pending.data, 1, j->pending.len, j->file);
-        fflush(j->file);
-    }
-    mgw_strbuf_reset(&j->pending);
+    sink_flush(j->file, &j->pending);
 }
 
 static void on_prepare(uv_prepare_t *h)
 {
-    flush_pending(h->data);
+    struct mgw_journal *j = h->data;
+
+    flush_pending(j);
+    sink_flush(j->rec_file, &j->rec_pending);
 }
 
 struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned ring_cap,
@@ -74,6 +84,7 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
     }
     mgw_strbuf_init(&j->line, 1u << 20);
     mgw_strbuf_init(&j->pending, (size_t)PENDING_FLUSH + (1u << 20) + 2);
+    mgw_strbuf_init(&j->rec_pending, (size_t)PENDING_FLUSH + (1u << 20) + 2);
     uv_prepare_init(loop, &j->flusher);
     j->flusher.data = j;
     uv_prepare_start(&j->flusher, on_prepare);
@@ -103,6 +114,7 @@ static void on_flusher_closed(uv_handle_t *h)
     free(j->ring_frame);
     mgw_strbuf_free(&j->line);
     mgw_strbuf_free(&j->pending);
+    mgw_strbuf_free(&j->rec_pending);
     free(j);
 }
 
@@ -115,6 +127,11 @@ void mgw_journal_free(struct mgw_journal *j)
         if (j->owns_file)
             fclose(j->file);
         j->file = NULL;
+    }
+    if (j->rec_file) {
+        sink_flush(j->rec_file, &j->rec_pending);
+        fclose(j->rec_file);
+        j->rec_file = NULL;
     }
     uv_close((uv_handle_t *)&j->flusher, on_flusher_closed);
 }
@@ -213,41 +230,122 @@ void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, con
     mgw_journal_event(j, conn, client_id, event, detail);
 }
 
-void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
-                       const uint8_t *payload, size_t len)
+/* Every field of a payload, the message id included, exactly as it was on the wire:
+ * ,"fields":["...",...] */
+static void append_fields(struct mgw_strbuf *b, const uint8_t *payload, size_t len)
 {
     const char *p = (const char *)payload;
     const char *end = p + len;
+
+    mgw_strbuf_append(b, ",\"fields\":[", 11);
+    for (bool first = true; p < end; first = false) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        size_t n = nul ? (size_t)(nul - p) : (size_t)(end - p);
+
+        if (!first)
+            mgw_strbuf_append(b, ",", 1);
+        mgw_strbuf_json_string(b, p, n);
+        p += n + (nul ? 1 : 0);
+    }
+    mgw_strbuf_append(b, "]", 1);
+}
+
+/* The message id of a payload and IB's name for it in that direction (NULL when unknown);
+ * false when the first field is not a number. */
+static bool payload_msg(const uint8_t *payload, size_t len, bool out, int *id, const char **name)
+{
     struct ibw_reader r;
+
+    ibw_reader_init(&r, payload, len);
+    if (ibw_read_msg_id(&r, id) < 0)
+        return false;
+    *name = out ? ibw_in_name(*id) : ibw_out_name(*id);
+    return true;
+}
+
+void mgw_journal_frame_leg(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
+                           const char *leg, const uint8_t *payload, size_t len)
+{
     const char *name;
     int id;
 
     if (!mgw_journal_logs_frames(j))
         return;
     entry_begin(j, conn, client_id);
+    if (leg)
+        mgw_strbuf_printf(&j->line, ",\"leg\":\"%s\"", leg);
     mgw_strbuf_printf(&j->line, ",\"dir\":\"%s\"", out ? "out" : "in");
-    ibw_reader_init(&r, payload, len);
-    if (ibw_read_msg_id(&r, &id) == 0) {
-        name = out ? ibw_in_name(id) : ibw_out_name(id);
+    if (payload_msg(payload, len, out, &id, &name)) {
         mgw_strbuf_printf(&j->line, ",\"msg_id\":%d,\"msg\":", id);
         if (name)
             mgw_strbuf_json_string(&j->line, name, strlen(name));
         else
             mgw_strbuf_append(&j->line, "null", 4);
     }
-    /* Every field, the message id included, exactly as it was on the wire. */
-    mgw_strbuf_append(&j->line, ",\"fields\":[", 11);
-    for (bool first = true; p < end; first = false) {
-        const char *nul = memchr(p, '\0', (size_t)(end - p));
-        size_t n = nul ? (size_t)(nul - p) : (size_t)(end - p);
-
-        if (!first)
-            mgw_strbuf_append(&j->line, ",", 1);
-        mgw_strbuf_json_string(&j->line, p, n);
-        p += n + (nul ? 1 : 0);
-    }
-    mgw_strbuf_append(&j->line, "]", 1);
+    append_fields(&j->line, payload, len);
     entry_end(j, true);
+}
+
+void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
+                       const uint8_t *payload, size_t len)
+{
+    mgw_journal_frame_leg(j, conn, client_id, out, NULL, payload, len);
+}
+
+int mgw_journal_record_open(struct mgw_journal *j, const char *path, struct mgw_err *err)
+{
+    if (j->rec_file)
+        return 0;
+    j->rec_file = fopen(path, "w");
+    if (!j->rec_file) {
+        int e = errno;
+
+        snprintf(err->msg, sizeof err->msg, "--record %s: %s", path, strerror(e));
+        return -e;
+    }
+    return 0;
+}
+
+bool mgw_journal_records(const struct mgw_journal *j)
+{
+    return j && j->rec_file;
+}
+
+void mgw_journal_record(struct mgw_journal *j, uint64_t conn, uint64_t t_ms, bool out,
+                        enum mgw_record_kind kind, const struct ibw_hello *h,
+                        const uint8_t *payload, size_t len)
+{
+    struct mgw_strbuf *b = &j->line;
+    const char *name = NULL;
+    int id = 0;
+
+    if (!mgw_journal_records(j))
+        return;
+    mgw_strbuf_reset(b);
+    mgw_strbuf_printf(b, "{\"t_ms\":%" PRIu64 ",\"conn\":%" PRIu64 ",\"dir\":\"%s\"", t_ms, conn,
+                      out ? "out" : "in");
+    if (kind == MGW_REC_FRAME && payload_msg(payload, len, out, &id, &name)) {
+        mgw_strbuf_printf(b, ",\"msg\":%d,\"name\":", id);
+        if (name)
+            mgw_strbuf_json_string(b, name, strlen(name));
+        else
+            mgw_strbuf_append(b, "null", 4);
+    } else {
+        name = kind == MGW_REC_HELLO ? "hello" : kind == MGW_REC_VERSION ? "serverVersion" : NULL;
+        mgw_strbuf_printf(b, ",\"msg\":null,\"name\":%s%s%s", name ? "\"" : "",
+                          name ? name : "null", name ? "\"" : "");
+    }
+    append_fields(b, payload, len);
+    if (kind == MGW_REC_HELLO && h) {
+        mgw_strbuf_printf(b, ",\"min\":%d,\"max\":%d,\"options\":", h->min_version, h->max_version);
+        mgw_strbuf_json_string(b, h->options, strlen(h->options));
+    }
+    mgw_strbuf_append(b, "}\n", 2);
+    if (b->err) /* a line over the cap is dropped, never truncated into bad JSON */
+        return;
+    mgw_strbuf_append(&j->rec_pending, b->data, b->len);
+    if (j->rec_pending.len >= PENDING_FLUSH)
+        sink_flush(j->rec_file, &j->rec_pending);
 }
 
 void mgw_journal_clear(struct mgw_journal *j)

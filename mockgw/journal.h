@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "ibwire.h"
 #include "mockgw.h"
 
 struct mgw_journal;
@@ -48,6 +49,31 @@ void mgw_journal_eventf(struct mgw_journal *j, uint64_t conn, int client_id, con
  * the handshake pass dir "in" and the raw version string with hello = true. */
 void mgw_journal_frame(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
                        const uint8_t *payload, size_t len);
+
+/* The same with a "leg" member after client_id ("client" or "upstream" in proxy mode; NULL =
+ * no leg key, as in fake mode). */
+void mgw_journal_frame_leg(struct mgw_journal *j, uint64_t conn, int client_id, bool out,
+                           const char *leg, const uint8_t *payload, size_t len);
+
+/* --record: the decoded conversation of every connection as JSON lines (docs/record-replay.md),
+ * flushed like the log. Opens (truncates) path; 0, or a negative errno with err->msg
+ * "--record <path>: <reason>". Closed by mgw_journal_free(). */
+int mgw_journal_record_open(struct mgw_journal *j, const char *path, struct mgw_err *err);
+/* True when a record file is open (callers skip the work otherwise). */
+bool mgw_journal_records(const struct mgw_journal *j);
+
+enum mgw_record_kind {
+    MGW_REC_FRAME,   /* a frame: "msg" and "name" from its first field */
+    MGW_REC_HELLO,   /* the client's handshake: payload = the version string, h its parse */
+    MGW_REC_VERSION, /* the gateway's version reply */
+};
+
+/* One line {"t_ms":T,"conn":C,"dir":"in"|"out","msg":ID|null,"name":...,"fields":[...]}
+ * (plus "min", "max", "options" for the handshake). t_ms counts from the accept; out = gateway
+ * to client. h only for MGW_REC_HELLO. */
+void mgw_journal_record(struct mgw_journal *j, uint64_t conn, uint64_t t_ms, bool out,
+                        enum mgw_record_kind kind, const struct ibw_hello *h,
+                        const uint8_t *payload, size_t len);
 
 enum mgw_journal_kind { MGW_JOURNAL_ALL, MGW_JOURNAL_EVENTS, MGW_JOURNAL_FRAMES };
 

@@ -45,6 +45,11 @@ static const char USAGE[] =
     "  --handshake-timeout-ms MS  close clients not ready within MS (default 30000)\n"
     "  --max-out-buffer BYTES     unread output per client before it is dropped (default "
     "4194304)\n"
+    "  --upstream HOST:PORT       proxy mode: relay every client to this gateway, faults applied\n"
+    "                             at the same events (docs/proxy.md)\n"
+    "  --upstream-timeout-ms MS   upstream connect deadline (default 5000)\n"
+    "  --record FILE              write the decoded conversation as JSON lines (truncates FILE)\n"
+    "  --replay FILE              answer requests recorded in FILE as recorded (fake mode)\n"
     "  -h, --help                 this text\n"
     "  -V, --version              print the version\n"
     "\n"
@@ -70,6 +75,10 @@ enum {
     OPT_MAX_OUT_BUFFER,
     OPT_SCRIPT,
     OPT_FAULT,
+    OPT_UPSTREAM,
+    OPT_UPSTREAM_TIMEOUT,
+    OPT_RECORD,
+    OPT_REPLAY,
     OPT_END
 };
 
@@ -90,6 +99,10 @@ static const struct option options[] = {
     { "max-out-buffer", required_argument, NULL, OPT_MAX_OUT_BUFFER },
     { "script", required_argument, NULL, OPT_SCRIPT },
     { "fault", required_argument, NULL, OPT_FAULT },
+    { "upstream", required_argument, NULL, OPT_UPSTREAM },
+    { "upstream-timeout-ms", required_argument, NULL, OPT_UPSTREAM_TIMEOUT },
+    { "record", required_argument, NULL, OPT_RECORD },
+    { "replay", required_argument, NULL, OPT_REPLAY },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'V' },
     { NULL, 0, NULL, 0 },
@@ -105,6 +118,7 @@ struct app {
     const char *script_path;
     const char *presets[MAX_PRESETS];
     unsigned n_presets;
+    char upstream_host[256];
     bool given[OPT_END]; /* flags on the command line win over the script's settings */
 };
 
@@ -174,7 +188,8 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
         if (c >= OPT_LISTEN && c < OPT_END)
             app->given[c] = true;
         /* An empty file name would otherwise read "mockgw: : No such file or directory". */
-        if ((c == OPT_SCRIPT || c == OPT_FIXTURES || c == OPT_LOG || c == OPT_READY_FILE) &&
+        if ((c == OPT_SCRIPT || c == OPT_FIXTURES || c == OPT_LOG || c == OPT_READY_FILE ||
+             c == OPT_RECORD || c == OPT_REPLAY) &&
             optarg[0] == '\0')
             return bad_value(name, optarg, "expected a file name");
         switch (c) {
@@ -259,6 +274,25 @@ static int parse_args(int argc, char **argv, struct mgw_config *cfg, struct app 
                 return -1;
             }
             app->presets[app->n_presets++] = optarg;
+            break;
+        case OPT_UPSTREAM:
+            if (parse_host_port(name, optarg, app->upstream_host, sizeof app->upstream_host,
+                                &cfg->upstream_port) < 0)
+                return -1;
+            if (cfg->upstream_port == 0)
+                return bad_value(name, optarg, "port must be a number 1..65535");
+            cfg->upstream_host = app->upstream_host;
+            break;
+        case OPT_UPSTREAM_TIMEOUT:
+            if (parse_u64(optarg, 1, UINT32_MAX, &v) < 0)
+                return bad_value(name, optarg, "must be a number of milliseconds, 1 or more");
+            cfg->upstream_timeout_ms = v;
+            break;
+        case OPT_RECORD:
+            cfg->record_path = optarg;
+            break;
+        case OPT_REPLAY:
+            cfg->replay_path = optarg;
             break;
         case ':':
             fprintf(stderr, "mockgw: %s needs a value (see mockgw --help)\n", argv[optind - 1]);
@@ -396,6 +430,7 @@ int main(int argc, char **argv)
     mgw_script_free(script); /* the server keeps its own copy */
     if (!app.srv) {
         fprintf(stderr, "mockgw: %s\n", err.msg);
+        uv_run(&app.loop, UV_RUN_DEFAULT); /* what the failed start opened finishes closing */
         uv_loop_close(&app.loop);
         return EXIT_USAGE;
     }

@@ -99,6 +99,15 @@ static cJSON *status_json(struct mgw_server *srv)
         cJSON_AddNumberToObject(admin, "port", srv->admin_port);
         cJSON_AddNumberToObject(admin, "connections", (double)mgw_admin_conn_count(srv->admin));
     }
+    cJSON_AddStringToObject(root, "mode", srv->proxy ? "proxy" : "fake");
+    if (srv->proxy) {
+        cJSON *up = cJSON_AddObjectToObject(root, "upstream");
+
+        cJSON_AddStringToObject(up, "address", srv->upstream_name);
+        cJSON_AddNumberToObject(up, "connect_timeout_ms", (double)srv->cfg.upstream_timeout_ms);
+    } else {
+        cJSON_AddNullToObject(root, "upstream");
+    }
     cJSON_AddNumberToObject(root, "server_version", srv->cfg.server_version);
     cJSON_AddStringToObject(root, "accounts", srv->cfg.accounts);
     cJSON_AddNumberToObject(root, "seed", (double)srv->cfg.seed);
@@ -159,6 +168,18 @@ static cJSON *status_json(struct mgw_server *srv)
                                 (double)(c->queued + (c->faults ? c->faults->len : 0)));
         cJSON_AddBoolToObject(o, "held", c->faults && c->faults->held);
         cJSON_AddNumberToObject(o, "connected_ms", (double)(now - c->connected_ms));
+        if (c->up) {
+            cJSON *up = cJSON_AddObjectToObject(o, "upstream");
+
+            cJSON_AddStringToObject(up, "state",
+                                    c->up->closed      ? "closed"
+                                    : c->up->connected ? "connected"
+                                                       : "connecting");
+            cJSON_AddStringToObject(up, "local", c->up->local);
+            cJSON_AddNumberToObject(up, "bytes_in", (double)c->up->bytes_in);
+            cJSON_AddNumberToObject(up, "bytes_out", (double)c->up->bytes_out);
+            cJSON_AddNumberToObject(up, "queued_out", (double)(c->up->queued + c->up->pending_len));
+        }
         cJSON_AddItemToArray(conns, o);
     }
     return root;
@@ -578,6 +599,7 @@ static void route_reset(struct mgw_server *srv, const struct mgw_http_request *r
     }
     mgw__listener_set(srv, srv->listen_mode, "reset");
     srv->next_conn_id = 0;
+    mgw_replay_rewind(srv->replay);
     mgw_journal_clear(srv->journal);
     mgw_journal_event(srv->journal, 0, -1, "reset", NULL);
     reply_json(resp, 200, ok_json("reset", "start-up script"));

@@ -22,6 +22,7 @@
 
 struct write_req {
     uv_write_t req;
+    size_t *queued; /* the counter of the stream it was written to */
     size_t len;
     uint8_t data[];
 };
@@ -56,6 +57,7 @@ void mgw_config_init(struct mgw_config *cfg)
     cfg->hello_timeout_ms = 30000;
     cfg->max_out_buffer = 4u << 20;
     cfg->max_in_frame = 1u << 20;
+    cfg->upstream_timeout_ms = 5000;
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -119,6 +121,50 @@ static int config_check(const struct mgw_config *cfg, struct mgw_err *err)
                  cfg->max_out_buffer);
         return MGW_ECONFIG;
     }
+    if (cfg->upstream_host && (cfg->upstream_port < 1 || cfg->upstream_port > 65535)) {
+        snprintf(err->msg, sizeof err->msg, "--upstream %s:%d: port must be 1..65535",
+                 cfg->upstream_host, cfg->upstream_port);
+        return MGW_ECONFIG;
+    }
+    if (cfg->upstream_host && cfg->upstream_timeout_ms < 1) {
+        snprintf(err->msg, sizeof err->msg, "--upstream-timeout-ms: must be 1 or more");
+        return MGW_ECONFIG;
+    }
+    if (cfg->upstream_host && cfg->replay_path) {
+        snprintf(err->msg, sizeof err->msg,
+                 "--replay serves recorded answers in place of a gateway; it does not go with "
+                 "--upstream");
+        return MGW_ECONFIG;
+    }
+    return 0;
+}
+
+/* The upstream's address, resolved once at start-up (a numeric address needs no lookup). */
+static int resolve_upstream(struct mgw_server *srv, struct mgw_err *err)
+{
+    const char *host = srv->cfg.upstream_host;
+    int port = srv->cfg.upstream_port;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    uv_getaddrinfo_t req;
+    char service[8];
+    int rc;
+
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&srv->upstream_addr) == 0 ||
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)&srv->upstream_addr) == 0) {
+        snprintf(srv->upstream_name, sizeof srv->upstream_name, "%s%s%s:%d",
+                 strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "", port);
+        return 0;
+    }
+    snprintf(service, sizeof service, "%d", port);
+    rc = uv_getaddrinfo(srv->loop, &req, NULL, host, service, &hints); /* NULL cb: at once */
+    if (rc < 0 || !req.addrinfo) {
+        snprintf(err->msg, sizeof err->msg, "--upstream %s:%d: cannot resolve the host: %s", host,
+                 port, rc < 0 ? uv_strerror(rc) : "no address");
+        return MGW_ECONFIG;
+    }
+    memcpy(&srv->upstream_addr, req.addrinfo->ai_addr, req.addrinfo->ai_addrlen);
+    uv_freeaddrinfo(req.addrinfo);
+    snprintf(srv->upstream_name, sizeof srv->upstream_name, "%s:%d", host, port);
     return 0;
 }
 
@@ -142,6 +188,9 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
     srv->accounts = mgw_strdup_opt(cfg->accounts, &ok);
     srv->log_path = mgw_strdup_opt(cfg->log_path, &ok);
     srv->fixtures_path = mgw_strdup_opt(cfg->fixtures_path, &ok);
+    srv->upstream_host = mgw_strdup_opt(cfg->upstream_host, &ok);
+    srv->record_path = mgw_strdup_opt(cfg->record_path, &ok);
+    srv->replay_path = mgw_strdup_opt(cfg->replay_path, &ok);
     srv->read_buf = malloc(READ_BUF_SIZE);
     if (!ok || !srv->read_buf)
         goto nomem;
@@ -150,17 +199,31 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
     srv->cfg.accounts = srv->accounts;
     srv->cfg.log_path = srv->log_path;
     srv->cfg.fixtures_path = srv->fixtures_path;
+    srv->cfg.upstream_host = srv->upstream_host;
+    srv->cfg.record_path = srv->record_path;
+    srv->cfg.replay_path = srv->replay_path;
+    srv->proxy = srv->upstream_host != NULL;
+    if (srv->proxy && resolve_upstream(srv, err) < 0)
+        goto fail;
 
     srv->fx =
         cfg->fixtures_path ? mgw_fixtures_load(cfg->fixtures_path, err) : mgw_fixtures_default(err);
     if (!srv->fx)
         goto fail;
+    if (cfg->replay_path) {
+        srv->replay = mgw_replay_load(cfg->replay_path, err);
+        if (!srv->replay)
+            goto fail;
+    }
     /* The event ring exists for GET /v1/journal; without the admin API nobody reads it. */
     srv->journal = mgw_journal_new(loop, cfg->log_path, cfg->admin_enabled ? JOURNAL_RING : 0, err);
     if (!srv->journal)
         goto fail;
+    if (cfg->record_path && mgw_journal_record_open(srv->journal, cfg->record_path, err) < 0)
+        goto fail;
     if (mgw_ctx_init(&srv->ctx, &srv->cfg, srv->fx, srv->journal) < 0)
         goto nomem;
+    srv->ctx.replay = srv->replay;
     srv->ctx.mono_ms = clock_mono;
     srv->ctx.wall_ms = clock_wall;
     srv->ctx.clock = srv;
@@ -192,7 +255,11 @@ void mgw_server_free(struct mgw_server *srv)
     mgw_script_free(srv->script);
     mgw_journal_free(srv->journal);
     mgw_fixtures_free(srv->fx);
+    mgw_replay_free(srv->replay);
     free(srv->read_buf);
+    free(srv->upstream_host);
+    free(srv->record_path);
+    free(srv->replay_path);
     free(srv->listen_host);
     free(srv->admin_host);
     free(srv->accounts);
@@ -239,10 +306,18 @@ static void on_conn_handle_closed(uv_handle_t *h)
     if (--c->open_handles > 0)
         return;
     conn_faults_free(c->faults);
+    if (c->up)
+        free(c->up->pending);
+    free(c->up);
     free(c);
     srv->n_closing--;
     if (srv->stopping)
         stop_progress(srv);
+}
+
+void mgw__conn_handle_closed(uv_handle_t *h)
+{
+    on_conn_handle_closed(h);
 }
 
 /* Unlinks c and closes its handles (the TCP one with RST when reset); c is freed in the last
@@ -256,6 +331,7 @@ static void conn_close_handles_how(struct conn *c, const char *reason, bool rese
     c->closing = true;
     if (!c->end_reason)
         c->end_reason = reason;
+    mgw__upstream_close(c, "client connection ended");
     mgw_session_end(&c->s);
     conn_journal_end(c);
     if (c->prev)
@@ -281,43 +357,63 @@ static void conn_close_handles(struct conn *c, const char *reason)
     conn_close_handles_how(c, reason, false);
 }
 
+static bool is_upstream(const struct conn *c, const uv_stream_t *stream)
+{
+    return c->up && stream == (const uv_stream_t *)&c->up->tcp;
+}
+
 static void on_write(uv_write_t *req, int status)
 {
     struct write_req *w = (struct write_req *)req;
     struct conn *c = req->handle->data;
+    bool up = is_upstream(c, req->handle);
 
-    c->queued -= w->len;
+    *w->queued -= w->len;
     free(w);
     if (status < 0 && status != UV_ECANCELED)
-        conn_close_handles(c, status == UV_ECONNRESET ? "peer reset" : "write failed");
+        conn_close_handles(c, status == UV_ECONNRESET ? (up ? "upstream reset" : "peer reset")
+                              : up                    ? "upstream write failed"
+                                                      : "write failed");
+}
+
+void mgw__output_overflow(struct conn *c, const char *leg, size_t queued, size_t adding)
+{
+    c->srv->counters.output_overflow++;
+    mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "output_overflow",
+                       "\"queued\":%zu,\"adding\":%zu,\"cap\":%zu%s%s%s", queued, adding,
+                       c->srv->cfg.max_out_buffer, leg ? ",\"leg\":\"" : "", leg ? leg : "",
+                       leg ? "\"" : "");
+    conn_close_handles(c, leg && strcmp(leg, "upstream") == 0
+                              ? "upstream does not read (output buffer full)"
+                              : "client does not read (output buffer full)");
 }
 
 static void output_overflow(struct conn *c, size_t queued, size_t adding)
 {
-    c->srv->counters.output_overflow++;
-    mgw_journal_eventf(c->srv->journal, c->s.id, c->s.client_id, "output_overflow",
-                       "\"queued\":%zu,\"adding\":%zu,\"cap\":%zu", queued, adding,
-                       c->srv->cfg.max_out_buffer);
-    conn_close_handles(c, "client does not read (output buffer full)");
+    mgw__output_overflow(c, c->up ? "client" : NULL, queued, adding);
 }
 
-/* Hands bytes to the socket: uv_try_write first, the rest copied into a write request. */
-static void socket_send(struct conn *c, const uint8_t *buf, size_t len)
+/* Hands bytes to a stream: uv_try_write first, the rest copied into a write request. */
+void mgw__stream_send(struct conn *c, uv_stream_t *stream, size_t *queued, const uint8_t *buf,
+                      size_t len)
 {
+    bool up = is_upstream(c, stream);
     uv_buf_t b;
     struct write_req *w;
 
     if (c->closing || len == 0)
         return;
-    if (c->queued == 0) {
+    if (*queued == 0) {
         /* uv_buf_t is not const-correct; uv_try_write only reads the bytes. */
         b = uv_buf_init((char *)(uintptr_t)buf, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        int n = uv_try_write(stream, &b, 1);
 
         if (n == (int)len)
             return;
         if (n < 0 && n != UV_EAGAIN) {
-            conn_close_handles(c, n == UV_ECONNRESET ? "peer reset" : "write failed");
+            conn_close_handles(c, n == UV_ECONNRESET ? (up ? "upstream reset" : "peer reset")
+                                  : up               ? "upstream write failed"
+                                                     : "write failed");
             return;
         }
         if (n > 0) {
@@ -325,8 +421,11 @@ static void socket_send(struct conn *c, const uint8_t *buf, size_t len)
             len -= (size_t)n;
         }
     }
-    if (c->queued + len > c->srv->cfg.max_out_buffer) {
-        output_overflow(c, c->queued, len);
+    if (*queued + len > c->srv->cfg.max_out_buffer) {
+        if (up)
+            mgw__output_overflow(c, "upstream", *queued, len);
+        else
+            output_overflow(c, *queued, len);
         return;
     }
     w = malloc(sizeof *w + len);
@@ -335,14 +434,20 @@ static void socket_send(struct conn *c, const uint8_t *buf, size_t len)
         return;
     }
     w->len = len;
+    w->queued = queued;
     memcpy(w->data, buf, len);
     b = uv_buf_init((char *)w->data, (unsigned)len);
-    c->queued += len;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, &b, 1, on_write) < 0) {
-        c->queued -= len;
+    *queued += len;
+    if (uv_write(&w->req, stream, &b, 1, on_write) < 0) {
+        *queued -= len;
         free(w);
-        conn_close_handles(c, "write failed");
+        conn_close_handles(c, up ? "upstream write failed" : "write failed");
     }
+}
+
+static void socket_send(struct conn *c, const uint8_t *buf, size_t len)
+{
+    mgw__stream_send(c, (uv_stream_t *)&c->tcp, &c->queued, buf, len);
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -528,6 +633,8 @@ static void conn_close(void *data, enum mgw_close_how how)
         if (c->closing)
             return;
     }
+    /* The upstream leg has nothing left to do once the client is being closed. */
+    mgw__upstream_close(c, "client connection closing");
     /* FIN after the queued bytes, bounded by the linger timer for clients that never read. */
     c->draining = true;
     uv_read_stop((uv_stream_t *)&c->tcp);
@@ -572,8 +679,10 @@ void mgw__conn_close_now(struct conn *c, const char *reason)
 void mgw__conn_silence(struct conn *c)
 {
     c->s.silent = true;
-    if (!c->closing)
+    if (!c->closing) {
         uv_read_stop((uv_stream_t *)&c->tcp);
+        mgw__upstream_pause(c); /* nothing is forwarded either way; both sockets stay open */
+    }
 }
 
 void mgw__conn_release(struct conn *c)
@@ -687,6 +796,7 @@ static void conn_fault(void *data, const struct mgw_action *a, enum mgw_event_ph
         /* FIN now; keep reading (and ignoring) until the client closes. */
         c->half_closed = true;
         c->s.silent = true;
+        mgw__upstream_pause(c);
         c->shutdown.data = c;
         if (uv_shutdown(&c->shutdown, (uv_stream_t *)&c->tcp, on_shutdown) < 0)
             conn_close_handles(c, "half_close failed");
@@ -757,7 +867,7 @@ static const struct mgw_session_io conn_io = { conn_send, conn_close, conn_fault
 /* --------------------------------------------------------------------------------------------
  * Reading
  */
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+void mgw__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct conn *c = h->data;
 
@@ -772,10 +882,17 @@ static void on_handshake_timeout(uv_timer_t *t)
     /* A gateway silenced on purpose enforces nothing. */
     if (c->s.silent)
         return;
-    if (c->s.phase == MGW_PHASE_HELLO || c->s.phase == MGW_PHASE_VERSION_SENT)
+    if (c->s.phase == MGW_PHASE_HELLO || c->s.phase == MGW_PHASE_VERSION_SENT) {
+        const struct mgw_proxy *px = c->s.px;
+
+        /* In proxy mode the wait may be the upstream's: say whose. */
         mgw_session_close(&c->s, MGW_CLOSE_NOW,
-                          c->s.phase == MGW_PHASE_HELLO ? "no handshake within the timeout"
-                                                        : "no startApi within the timeout");
+                          px && px->start_api_sent ? "upstream not ready within the timeout"
+                          : px && px->hello_seen && !px->version_known
+                              ? "no version reply from the upstream within the timeout"
+                          : c->s.phase == MGW_PHASE_HELLO ? "no handshake within the timeout"
+                                                          : "no startApi within the timeout");
+    }
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
@@ -828,9 +945,13 @@ static void conn_start(struct conn *c)
 {
     c->accept_wait = false;
     uv_timer_start(&c->timer, on_handshake_timeout, c->srv->cfg.hello_timeout_ms, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    uv_read_start((uv_stream_t *)&c->tcp, mgw__conn_alloc, on_read);
     /* The accept event: a rule may silence, delay or drop the connection before any byte. */
     mgw_session_accept(&c->s);
+    /* Proxy mode: the upstream leg, unless the accept event ended or silenced the client. */
+    if (c->srv->proxy && !c->closing && !c->draining && c->s.phase != MGW_PHASE_CLOSED &&
+        !c->s.silent)
+        mgw__upstream_start(c);
 }
 
 static void on_accept_wait(uv_timer_t *t)
@@ -874,6 +995,10 @@ static void accept_one(struct mgw_server *srv)
          * accept and close at once, so the client sees EOF before any byte. */
         srv->counters.rejected_max_clients++;
         mgw_session_close(&c->s, MGW_CLOSE_NOW, "max clients reached");
+        return;
+    }
+    if (srv->proxy && mgw_session_proxy(&c->s, mgw__upstream_send) < 0) {
+        mgw_session_close(&c->s, MGW_CLOSE_NOW, "out of memory");
         return;
     }
     uv_tcp_nodelay(&c->tcp, 1);
@@ -1180,10 +1305,12 @@ int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
         srv->admin_port = mgw_admin_port(srv->admin);
     }
     srv->started_ms = uv_now(srv->loop);
-    mgw_journal_eventf(srv->journal, 0, -1, "listening",
-                       "\"api\":\"%s:%d\",\"admin_port\":%d,\"server_version\":%d,\"rules\":%u",
-                       srv->cfg.listen_host, srv->api_port, srv->admin_port,
-                       srv->cfg.server_version, mgw_faults_count(srv->faults));
+    mgw_journal_eventf(
+        srv->journal, 0, -1, "listening",
+        "\"api\":\"%s:%d\",\"admin_port\":%d,\"server_version\":%d,\"rules\":%u%s%s%s",
+        srv->cfg.listen_host, srv->api_port, srv->admin_port, srv->cfg.server_version,
+        mgw_faults_count(srv->faults), srv->proxy ? ",\"upstream\":\"" : "",
+        srv->proxy ? srv->upstream_name : "", srv->proxy ? "\"" : "");
     if (srv->listen_mode != MGW_LISTEN_NORMAL)
         mgw__listener_set(srv, srv->listen_mode, "script");
     if (srv->restart_every_ms > 0)

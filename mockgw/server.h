@@ -14,6 +14,7 @@
 #include "fixtures.h"
 #include "journal.h"
 #include "mockgw.h"
+#include "replay.h"
 #include "session.h"
 
 /* A scheduled action (after_ms) waiting on a connection. */
@@ -43,6 +44,22 @@ struct conn_faults {
     unsigned n_sched, cap_sched;
 };
 
+/* The upstream leg of a proxied connection (upstream.c). Its two handles count in the
+ * connection's open_handles; it is freed with the connection, in the last close callback. */
+struct upstream {
+    uv_tcp_t tcp;
+    uv_timer_t timer; /* the connect deadline */
+    uv_connect_t connect;
+    uint8_t *pending; /* bytes for the upstream before the connect completed (capped) */
+    size_t pending_len, pending_cap;
+    size_t queued;       /* handed to uv_write, not yet written */
+    uint64_t started_ms; /* uv_now() when the connect began */
+    uint64_t bytes_in, bytes_out;
+    char local[64]; /* our end of the upstream connection, once connected */
+    bool connected;
+    bool closed; /* its handles are closing or closed */
+};
+
 struct conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* the handshake deadline, then the FIN linger */
@@ -51,6 +68,7 @@ struct conn {
     struct mgw_session s;
     struct conn *prev, *next;
     struct conn_faults *faults; /* NULL until a fault needs it */
+    struct upstream *up;        /* proxy mode, from the accept event on; NULL otherwise */
     char peer[64];
     uint64_t connected_ms; /* uv_now() at accept */
     size_t queued;         /* bytes handed to uv_write and not yet written */
@@ -66,7 +84,12 @@ struct mgw_server {
     uv_loop_t *loop;
     struct mgw_config cfg; /* strings below are our own copies */
     char *listen_host, *admin_host, *accounts, *log_path, *fixtures_path;
-    struct mgw_script *script; /* the start-up script, kept for POST /v1/reset */
+    char *upstream_host, *record_path, *replay_path;
+    bool proxy;                            /* --upstream: every connection is mirrored */
+    struct sockaddr_storage upstream_addr; /* resolved once, in mgw_server_new() */
+    char upstream_name[300];               /* "host:port" for the journal and the status */
+    struct mgw_replay *replay;             /* --replay */
+    struct mgw_script *script;             /* the start-up script, kept for POST /v1/reset */
     struct mgw_fixtures *fx;
     struct mgw_journal *journal;
     struct mgw_faults *faults;
@@ -125,5 +148,25 @@ int mgw__arm_script(struct mgw_server *srv, const struct mgw_script *script);
 
 /* Drops every connection (FIN, or RST with reset), journaled with why. */
 void mgw__drop_all(struct mgw_server *srv, bool reset, const char *why);
+
+/* What upstream.c borrows from server.c: the close callback of every handle a connection owns;
+ * writes to one of its streams (the client's, or the upstream's with its own queued counter),
+ * bounded by max_out_buffer (past it the connection closes, journaled as output_overflow with
+ * leg); the shared read buffer. */
+void mgw__conn_handle_closed(uv_handle_t *h);
+void mgw__stream_send(struct conn *c, uv_stream_t *stream, size_t *queued, const uint8_t *buf,
+                      size_t len);
+void mgw__output_overflow(struct conn *c, const char *leg, size_t queued, size_t adding);
+void mgw__conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+
+/* Proxy mode (upstream.c). Connects c's upstream leg with the --upstream-timeout-ms deadline;
+ * a refused or late connect closes the client (FIN), journaled upstream_connect_failed. */
+void mgw__upstream_start(struct conn *c);
+/* The proxy session's send to the upstream: queued until the connect completes, then written. */
+void mgw__upstream_send(void *io_data, const uint8_t *buf, size_t len);
+/* Closes the upstream leg (journaled upstream_close with why); no-op without one or twice. */
+void mgw__upstream_close(struct conn *c, const char *why);
+/* Stops reading the upstream (a silenced connection forwards nothing either way). */
+void mgw__upstream_pause(struct conn *c);
 
 #endif /* MGW_SERVER_H */

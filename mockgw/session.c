@@ -154,7 +154,7 @@ void mgw_ctx_clear_busy(struct mgw_ctx *ctx)
 
 /* Who holds id: "\"busy\"" (busy_client_ids), "\"stale\"" (a session that is gone), or NULL
  * when nobody does. Expired holds go. */
-static const char *client_id_holder(struct mgw_ctx *ctx, int id)
+const char *mgw__client_id_holder(struct mgw_ctx *ctx, int id)
 {
     uint64_t now = ctx->mono_ms(ctx->clock);
 
@@ -237,31 +237,59 @@ static struct ibw_writer *out_begin(struct mgw_session *s, struct ibw_writer *w)
     return w;
 }
 
-/* Journals each frame written into w, then hands the bytes to the server. */
-static void out_send(struct mgw_session *s, struct ibw_writer *w)
+/* "client" in proxy mode, where the journal tells the two legs apart; no leg key otherwise. */
+static const char *client_leg(const struct mgw_session *s)
+{
+    return s->px ? "client" : NULL;
+}
+
+uint64_t mgw__session_ms(const struct mgw_session *s)
+{
+    return s->ctx->mono_ms(s->ctx->clock) - s->accepted_ms;
+}
+
+void mgw__send_frames(struct mgw_session *s, const uint8_t *buf, size_t len, bool version)
 {
     struct mgw_journal *j = s->ctx->journal;
+    bool journal = mgw_journal_logs_frames(j), record = mgw_journal_records(j);
     size_t off = 0;
 
-    if (s->phase == MGW_PHASE_CLOSED || s->silent || w->len == 0)
+    if (s->phase == MGW_PHASE_CLOSED || s->silent || len == 0)
         return;
-    if (w->err) {
-        mgw_journal_eventf(j, s->id, s->client_id, "encode_error", "\"error\":\"%s\"",
-                           ibw_err_name(w->err));
-        return;
-    }
-    while (off < w->len) {
+    while (off < len) {
         struct ibw_frame f;
-        ssize_t n = ibw_frame_parse(w->buf + off, w->len - off, IBW_MAX_FRAME, &f);
+        ssize_t n = ibw_frame_parse(buf + off, len - off, IBW_MAX_FRAME, &f);
 
         if (n <= 0)
             break;
-        mgw_journal_frame(j, s->id, s->client_id, true, f.payload, f.len);
+        if (journal)
+            mgw_journal_frame_leg(j, s->id, s->client_id, true, client_leg(s), f.payload, f.len);
+        if (record)
+            mgw_journal_record(j, s->id, mgw__session_ms(s), true,
+                               version ? MGW_REC_VERSION : MGW_REC_FRAME, NULL, f.payload, f.len);
         s->frames_out++;
         off += (size_t)n;
     }
-    s->bytes_out += w->len;
-    s->io->send(s->io_data, w->buf, w->len);
+    s->bytes_out += len;
+    s->io->send(s->io_data, buf, len);
+}
+
+/* Journals each frame written into w, then hands the bytes to the server. */
+static void out_send_kind(struct mgw_session *s, struct ibw_writer *w, bool version)
+{
+    if (s->phase == MGW_PHASE_CLOSED || s->silent || w->len == 0)
+        return;
+    if (w->err) {
+        mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "encode_error", "\"error\":\"%s\"",
+                           ibw_err_name(w->err));
+        return;
+    }
+    mgw__send_frames(s, w->buf, w->len, version);
+}
+
+static void out_send(struct mgw_session *s, struct ibw_writer *w)
+{
+    out_send_kind(s, w, false);
 }
 
 static void send_error(struct mgw_session *s, int id, int code, const char *text)
@@ -288,17 +316,23 @@ void mgw_session_close(struct mgw_session *s, enum mgw_close_how how, const char
     s->io->close(s->io_data, how);
 }
 
-/* Malformed input from this client: journal exactly what was wrong, close this connection. */
-static void bad_input(struct mgw_session *s, const char *what, int err)
+/* Malformed input from a peer: journal exactly what was wrong, close this connection. */
+void mgw__bad_input(struct mgw_session *s, const char *leg, const char *what, int err)
 {
     s->ctx->counters.bad_input++;
     char what_esc[128], reason_esc[256];
 
     mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "bad_input",
-                       "\"what\":\"%s\",\"error\":\"%s\",\"reason\":\"%s\"",
+                       "\"what\":\"%s\",\"error\":\"%s\",\"reason\":\"%s\"%s%s%s",
                        mgw_json_escape(what, what_esc, sizeof what_esc), ibw_err_name(err),
-                       mgw_json_escape(ibw_strerror(err), reason_esc, sizeof reason_esc));
+                       mgw_json_escape(ibw_strerror(err), reason_esc, sizeof reason_esc),
+                       leg ? ",\"leg\":\"" : "", leg ? leg : "", leg ? "\"" : "");
     mgw_session_close(s, MGW_CLOSE_NOW, what);
+}
+
+static void bad_input(struct mgw_session *s, const char *what, int err)
+{
+    mgw__bad_input(s, client_leg(s), what, err);
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -332,7 +366,7 @@ static void send_garbage(struct mgw_session *s, uint64_t n)
     }
 }
 
-static void refuse_client_id(struct mgw_session *s, const char *held_by)
+void mgw__refuse_client_id(struct mgw_session *s, const char *held_by)
 {
     s->ctx->counters.refused_client_id++;
     mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "client_id_in_use", "\"held_by\":%s",
@@ -383,7 +417,7 @@ bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
         }
         return phase == MGW_EV_REQUEST;
     case MGW_ACT_REFUSE_CLIENT_ID:
-        refuse_client_id(s, "\"fault\"");
+        mgw__refuse_client_id(s, "\"fault\"");
         return true;
     case MGW_ACT_HALF_READY:
         s->half_ready = true;
@@ -425,9 +459,9 @@ static void journal_fault(struct mgw_session *s, const struct mgw_fault_hit *h,
 }
 
 /* Asks the engine about this event and carries out what fired; errors at phases other than
- * request wait in s->post until the event's normal output is out (run_post). Returns true when
+ * request wait in s->post until the event's normal output is out (mgw__run_post). Returns true when
  * the event's normal processing must stop. */
-static bool fault_point(struct mgw_session *s, enum mgw_event_phase phase, int msg_id, int req_id)
+bool mgw__fault_point(struct mgw_session *s, enum mgw_event_phase phase, int msg_id, int req_id)
 {
     struct mgw_ctx *ctx = s->ctx;
     struct mgw_fault_hit hits[16];
@@ -474,9 +508,9 @@ static bool fault_point(struct mgw_session *s, enum mgw_event_phase phase, int m
     return stop;
 }
 
-/* The errors fault_point() kept for after the event's output. The actions are still valid:
+/* The errors mgw__fault_point() kept for after the event's output. The actions are still valid:
  * rules cannot change between the two calls (both run inside one feed). */
-static void run_post(struct mgw_session *s, enum mgw_event_phase phase)
+void mgw__run_post(struct mgw_session *s, enum mgw_event_phase phase)
 {
     unsigned n = s->n_post;
 
@@ -487,8 +521,8 @@ static void run_post(struct mgw_session *s, enum mgw_event_phase phase)
 
 void mgw_session_accept(struct mgw_session *s)
 {
-    if (!fault_point(s, MGW_EV_ACCEPT, -1, -1))
-        run_post(s, MGW_EV_ACCEPT);
+    if (!mgw__fault_point(s, MGW_EV_ACCEPT, -1, -1))
+        mgw__run_post(s, MGW_EV_ACCEPT);
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -525,12 +559,12 @@ static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
         /* What a real gateway does: answer its own version and let the client refuse it. */
         mgw_journal_eventf(ctx->journal, s->id, -1, "version_below_client_min",
                            "\"version\":%d,\"client_min\":%d", s->version, h->min_version);
-    if (fault_point(s, MGW_EV_HELLO, -1, -1))
+    if (mgw__fault_point(s, MGW_EV_HELLO, -1, -1))
         return;
     format_local_time(ctx->wall_ms(ctx->clock) / 1000, false, when, sizeof when);
     ibw_enc_server_version(out_begin(s, &w), s->version, when);
-    out_send(s, &w);
-    run_post(s, MGW_EV_HELLO);
+    out_send_kind(s, &w, true);
+    mgw__run_post(s, MGW_EV_HELLO);
     if (s->version < IBW_MIN_VERSION) {
         /* A framed (v100+) client whose maximum is below 100 contradicts itself; there are no
          * layouts to answer it with. It got the gateway's answer; now it gets a FIN. */
@@ -540,8 +574,8 @@ static void on_hello(struct mgw_session *s, const struct ibw_hello *h)
     /* Nothing more may be written until START_API arrives (IB_WIRE §8.2). */
     if (s->phase != MGW_PHASE_CLOSED)
         s->phase = MGW_PHASE_VERSION_SENT;
-    if (!fault_point(s, MGW_EV_VERSION_SENT, -1, -1))
-        run_post(s, MGW_EV_VERSION_SENT);
+    if (!mgw__fault_point(s, MGW_EV_VERSION_SENT, -1, -1))
+        mgw__run_post(s, MGW_EV_VERSION_SENT);
 }
 
 static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
@@ -564,20 +598,20 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     mgw_journal_eventf(ctx->journal, s->id, client_id, "start_api",
                        "\"version\":%d,\"capabilities\":\"%s\"", s->version,
                        mgw_json_escape(caps, caps_esc, sizeof caps_esc));
-    if (fault_point(s, MGW_EV_START_API, -1, -1))
+    if (mgw__fault_point(s, MGW_EV_START_API, -1, -1))
         return;
     if (ctx->cfg->unique_client_ids && mgw_idmap_get(&ctx->client_ids, client_id)) {
         char held_by[24];
 
         snprintf(held_by, sizeof held_by, "%" PRIu64,
                  mgw_idmap_get(&ctx->client_ids, client_id)->id);
-        refuse_client_id(s, held_by);
+        mgw__refuse_client_id(s, held_by);
         return;
     }
-    const char *holder = client_id_holder(ctx, client_id);
+    const char *holder = mgw__client_id_holder(ctx, client_id);
 
     if (holder) {
-        refuse_client_id(s, holder);
+        mgw__refuse_client_id(s, holder);
         return;
     }
     if (ctx->cfg->unique_client_ids) {
@@ -598,9 +632,9 @@ static void on_start_api(struct mgw_session *s, struct ibw_reader *r)
     s->phase = MGW_PHASE_READY;
     out_send(s, &w);
     mgw_journal_event(ctx->journal, s->id, client_id, s->half_ready ? "half_ready" : "ready", NULL);
-    run_post(s, MGW_EV_START_API);
-    if (!fault_point(s, MGW_EV_READY, -1, -1))
-        run_post(s, MGW_EV_READY);
+    mgw__run_post(s, MGW_EV_START_API);
+    if (!mgw__fault_point(s, MGW_EV_READY, -1, -1))
+        mgw__run_post(s, MGW_EV_READY);
 }
 
 /* --------------------------------------------------------------------------------------------
@@ -1215,37 +1249,30 @@ static const struct handler handlers[] = {
 };
 
 /* The request id of a request, for errors that replace its answer; -1 when it has none. */
-static int request_req_id(const struct mgw_session *s, const struct ibw_frame *f, int msg_id)
+int mgw__request_req_id(const struct mgw_session *s, const struct ibw_frame *f, int msg_id)
 {
     struct ibw_reader r;
-    int id = -1, skip;
+    int idx = ibw_out_req_id_index(msg_id, s->version), id = -1;
 
-    switch (msg_id) {
-    case IBW_OUT_REQ_HISTORICAL_DATA:
-        skip = s->version < 124 ? 2 : 1; /* id[, version] */
-        break;
-    case IBW_OUT_REQ_HEAD_TIMESTAMP:
-    case IBW_OUT_CANCEL_HEAD_TIMESTAMP:
-    case IBW_OUT_REQ_MATCHING_SYMBOLS:
-        skip = 1; /* id */
-        break;
-    case IBW_OUT_REQ_MKT_DATA:
-    case IBW_OUT_CANCEL_MKT_DATA:
-    case IBW_OUT_REQ_CONTRACT_DATA:
-    case IBW_OUT_CANCEL_HISTORICAL_DATA:
-    case IBW_OUT_REQ_EXECUTIONS:
-    case IBW_OUT_REQ_ACCOUNT_SUMMARY:
-    case IBW_OUT_CANCEL_ACCOUNT_SUMMARY:
-    case IBW_OUT_REQ_ACCOUNT_UPDATES_MULTI:
-    case IBW_OUT_CANCEL_ACCOUNT_UPDATES_MULTI:
-        skip = 2; /* id, version */
-        break;
-    default:
+    if (idx < 0)
         return -1;
-    }
     ibw_reader_init(&r, f->payload, f->len);
-    ibw_read_skip(&r, (unsigned)skip);
+    ibw_read_skip(&r, (unsigned)idx);
     return ibw_read_int(&r, &id) == 0 ? id : -1;
+}
+
+/* --replay: the recorded answers, when a recorded request matches (replay.h). */
+static bool replay_answer(struct mgw_session *s, const struct ibw_frame *f, int id)
+{
+    struct ibw_writer w;
+    int n = mgw_replay_answer(s->ctx->replay, s->version, f->payload, f->len, out_begin(s, &w));
+
+    if (n == -ENOENT)
+        return false;
+    mgw_journal_eventf(s->ctx->journal, s->id, s->client_id, "replayed",
+                       "\"msg_id\":%d,\"frames\":%d", id, n < 0 ? 0 : n);
+    out_send(s, &w);
+    return true;
 }
 
 static void on_request(struct mgw_session *s, const struct ibw_frame *f)
@@ -1270,7 +1297,9 @@ static void on_request(struct mgw_session *s, const struct ibw_frame *f)
     }
     s->requests++;
     if (s->ctx->faults && mgw_faults_watch(s->ctx->faults, MGW_EV_REQUEST) &&
-        fault_point(s, MGW_EV_REQUEST, id, request_req_id(s, f, id)))
+        mgw__fault_point(s, MGW_EV_REQUEST, id, mgw__request_req_id(s, f, id)))
+        return;
+    if (s->ctx->replay && replay_answer(s, f, id))
         return;
     for (size_t i = 0; i < sizeof handlers / sizeof handlers[0]; i++) {
         if (handlers[i].id == id) {
@@ -1304,14 +1333,18 @@ void mgw_session_init(struct mgw_session *s, struct mgw_ctx *ctx, uint64_t id,
 }
 
 /* Handles as many complete units (handshake, then frames) as buf holds.
- * Returns the bytes consumed; stops early once the session closes. */
+ * Returns the bytes consumed; stops early once the session closes, or while a proxy waits for
+ * the upstream's answer. */
 static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
 {
+    struct mgw_journal *j = s->ctx->journal;
     size_t off = 0;
 
     while (off < len && s->phase != MGW_PHASE_CLOSED && !s->silent) {
         ssize_t n;
 
+        if (s->px && mgw__proxy_paused(s))
+            break;
         if (s->phase == MGW_PHASE_HELLO) {
             struct ibw_hello h;
 
@@ -1326,9 +1359,15 @@ static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
             }
             if (n == 0)
                 break;
-            mgw_journal_frame(s->ctx->journal, s->id, -1, false, buf + off + 8, (size_t)n - 8);
+            mgw_journal_frame_leg(j, s->id, -1, false, client_leg(s), buf + off + 8, (size_t)n - 8);
+            if (mgw_journal_records(j))
+                mgw_journal_record(j, s->id, mgw__session_ms(s), false, MGW_REC_HELLO, &h,
+                                   buf + off + 8, (size_t)n - 8);
             off += (size_t)n;
-            on_hello(s, &h);
+            if (s->px)
+                mgw__proxy_on_hello(s, &h, buf + off - (size_t)n, (size_t)n);
+            else
+                on_hello(s, &h);
         } else {
             struct ibw_frame f;
 
@@ -1341,72 +1380,145 @@ static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
                 break;
             off += (size_t)n;
             s->frames_in++;
-            mgw_journal_frame(s->ctx->journal, s->id, s->client_id, false, f.payload, f.len);
-            on_request(s, &f);
+            mgw_journal_frame_leg(j, s->id, s->client_id, false, client_leg(s), f.payload, f.len);
+            if (mgw_journal_records(j))
+                mgw_journal_record(j, s->id, mgw__session_ms(s), false, MGW_REC_FRAME, NULL,
+                                   f.payload, f.len);
+            if (s->px)
+                mgw__proxy_on_frame(s, &f, buf + off - (size_t)n, (size_t)n);
+            else
+                on_request(s, &f);
         }
     }
+    if (s->px)
+        mgw__proxy_flush(s); /* before buf changes */
     return off;
 }
 
-static int keep_pending(struct mgw_session *s, const uint8_t *data, size_t len)
+static int keep_pending(struct mgw__carry *c, const uint8_t *data, size_t len)
 {
-    size_t need = s->in_len + len;
+    size_t need = *c->len + len;
 
-    if (need > s->in_alloc) {
-        size_t alloc = s->in_alloc ? s->in_alloc : 256;
+    if (need > *c->alloc) {
+        size_t alloc = *c->alloc ? *c->alloc : 256;
         uint8_t *p;
 
         while (alloc < need)
             alloc *= 2;
-        p = realloc(s->in, alloc);
+        p = realloc(*c->buf, alloc);
         if (!p)
             return -ENOMEM;
-        s->in = p;
-        s->in_alloc = alloc;
+        *c->buf = p;
+        *c->alloc = alloc;
     }
-    memcpy(s->in + s->in_len, data, len);
-    s->in_len += len;
+    memcpy(*c->buf + *c->len, data, len);
+    *c->len += len;
     return 0;
 }
 
-void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
+/* Idle connections keep no big buffer. */
+static void carry_shrink(struct mgw__carry *c)
 {
-    /* A partial unit is at most the frame cap plus its 4-byte length (the parsers reject a
-     * longer length as soon as they see it), so the carried buffer stays below this bound. */
-    size_t bound = s->ctx->cfg->max_in_frame + 8 + IBW_MAX_HELLO;
+    if (*c->len == 0 && *c->alloc > 4096) {
+        free(*c->buf);
+        *c->buf = NULL;
+        *c->alloc = 0;
+    }
+}
+
+void mgw__carry_feed(struct mgw_session *s, struct mgw__carry *c, const uint8_t *data, size_t len)
+{
     size_t used;
 
-    s->bytes_in += len;
-    if (s->phase == MGW_PHASE_CLOSED || s->silent)
-        return;
-    if (s->in_len == 0) {
-        used = process(s, data, len);
+    if (*c->len == 0) {
+        used = c->process(s, data, len);
         data += used;
         len -= used;
     }
     while (len > 0 && s->phase != MGW_PHASE_CLOSED && !s->silent) {
-        size_t take = bound - s->in_len < len ? bound - s->in_len : len;
+        size_t take = c->bound - *c->len < len ? c->bound - *c->len : len;
 
-        if (take == 0) { /* cannot happen while the parsers enforce their caps */
-            bad_input(s, "input over the buffer cap", IBW_EMSGSIZE);
+        if (take == 0) { /* the parsers enforce their caps; only a waiting proxy gets here */
+            mgw__bad_input(s, c->leg, "input over the buffer cap", IBW_EMSGSIZE);
             return;
         }
 
-        if (keep_pending(s, data, take) < 0) {
+        if (keep_pending(c, data, take) < 0) {
             mgw_session_close(s, MGW_CLOSE_NOW, "out of memory");
             return;
         }
         data += take;
         len -= take;
-        used = process(s, s->in, s->in_len);
+        used = c->process(s, *c->buf, *c->len);
+        if (s->phase == MGW_PHASE_CLOSED)
+            return; /* what is left is dropped with the session */
+        memmove(*c->buf, *c->buf + used, *c->len - used);
+        *c->len -= used;
+    }
+    carry_shrink(c);
+}
+
+static struct mgw__carry client_carry(struct mgw_session *s)
+{
+    /* A partial unit is at most the frame cap plus its 4-byte length (the parsers reject a
+     * longer length as soon as they see it), so the carried buffer stays below this bound. */
+    return (struct mgw__carry){ &s->in,       &s->in_len,
+                                &s->in_alloc, s->ctx->cfg->max_in_frame + 8 + IBW_MAX_HELLO,
+                                process,      client_leg(s) };
+}
+
+/* The session's buffers (the carried input, the proxy state). mgw_session_end() may run
+ * inside a feed (the server closes a connection whose write failed): the buffers the feed is
+ * walking are then released when it returns (mgw__session_leave). */
+static void release_buffers(struct mgw_session *s)
+{
+    free(s->in);
+    s->in = NULL;
+    s->in_len = s->in_alloc = 0;
+    if (s->px)
+        mgw__proxy_end(s);
+    s->px = NULL;
+}
+
+void mgw__session_enter(struct mgw_session *s)
+{
+    s->busy++;
+}
+
+void mgw__session_leave(struct mgw_session *s)
+{
+    if (--s->busy == 0 && s->ended)
+        release_buffers(s);
+}
+
+void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
+{
+    struct mgw__carry c;
+
+    s->bytes_in += len;
+    if (s->phase == MGW_PHASE_CLOSED || s->silent)
+        return;
+    c = client_carry(s);
+    mgw__session_enter(s);
+    mgw__carry_feed(s, &c, data, len);
+    mgw__session_leave(s);
+}
+
+void mgw__session_resume(struct mgw_session *s)
+{
+    struct mgw__carry c = client_carry(s);
+    size_t used;
+
+    if (s->in_len == 0 || s->phase == MGW_PHASE_CLOSED || s->silent)
+        return;
+    mgw__session_enter(s);
+    used = process(s, s->in, s->in_len);
+    if (s->phase != MGW_PHASE_CLOSED) {
         memmove(s->in, s->in + used, s->in_len - used);
         s->in_len -= used;
+        carry_shrink(&c);
     }
-    if (s->in_len == 0 && s->in_alloc > 4096) { /* idle clients keep no big buffer */
-        free(s->in);
-        s->in = NULL;
-        s->in_alloc = 0;
-    }
+    mgw__session_leave(s);
 }
 
 void mgw_session_end(struct mgw_session *s)
@@ -1423,9 +1535,9 @@ void mgw_session_end(struct mgw_session *s)
     if (s->phase != MGW_PHASE_CLOSED)
         s->last_phase = s->phase;
     s->phase = MGW_PHASE_CLOSED;
-    free(s->in);
-    s->in = NULL;
-    s->in_len = s->in_alloc = 0;
     reqset_free(&s->mkt_subs);
     reqset_free(&s->hist_subs);
+    s->ended = true;
+    if (s->busy == 0)
+        release_buffers(s);
 }

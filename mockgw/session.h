@@ -21,6 +21,7 @@
 #include "ibwire.h"
 #include "journal.h"
 #include "mockgw.h"
+#include "replay.h"
 
 struct mgw_session;
 
@@ -53,6 +54,7 @@ struct mgw_ctx {
     int64_t (*wall_ms)(void *clock);  /* Unix time in ms, for the times the gateway reports */
     void *clock;
     struct mgw_faults *faults; /* NULL = no fault engine */
+    struct mgw_replay *replay; /* --replay: recorded answers first; NULL = none */
     struct mgw_busy_id {       /* client ids held by nobody alive (busy_client_ids, stale) */
         int id;
         uint64_t until_ms; /* on mono_ms; UINT64_MAX = for good */
@@ -109,6 +111,38 @@ struct mgw_reqset {
     unsigned n, cap;
 };
 
+/* Proxy mode (proxy.c): what the session knows about the upstream leg. The session forwards
+ * the client's handshake, START_API and requests upstream and the upstream's version reply and
+ * frames to the client, and asks the fault engine at the same events as in fake mode. Client
+ * input waits (carried in s->in) while the upstream has not answered the handshake yet, and
+ * again between START_API and ready, so the events keep the fake's order. */
+#define MGW_PROXY_DEFERRED 8
+
+typedef void (*mgw_upstream_send_fn)(void *io_data, const uint8_t *buf, size_t len);
+
+struct mgw_proxy {
+    /* Queues len bytes for the upstream gateway; never called after close or once silenced. */
+    mgw_upstream_send_fn send;
+    uint8_t *in; /* upstream bytes of an incomplete frame */
+    size_t in_len, in_alloc;
+    bool hello_seen;     /* the client's handshake was parsed */
+    bool version_known;  /* the upstream's version reply went to the client */
+    bool start_api_sent; /* START_API went upstream */
+    bool got_accounts, got_next_id;
+    bool ready; /* managedAccounts and nextValidId passed (or were dropped): phase ready */
+    uint64_t bytes_up_in, bytes_up_out, frames_up_in, frames_up_out;
+    /* Frames passed through as they are, not yet handed over: consecutive frames of one read
+     * go out in one write. Views into the buffer being processed, flushed before it changes
+     * and before anything else is sent the same way (mgw__proxy_flush). */
+    const uint8_t *up_run, *cl_run; /* to the upstream, to the client */
+    size_t up_run_len, cl_run_len;
+    /* Error actions of the hello and start_api events, deep copies: they go out after the
+     * upstream's answer to that event (version reply, start-up burst), as in fake mode. */
+    struct mgw_action deferred[MGW_PROXY_DEFERRED];
+    enum mgw_event_phase deferred_phase[MGW_PROXY_DEFERRED];
+    unsigned n_deferred;
+};
+
 struct mgw_session {
     struct mgw_ctx *ctx;
     const struct mgw_session_io *io;
@@ -137,6 +171,9 @@ struct mgw_session {
     bool half_ready;                  /* a fault withholds nextValidId at START_API */
     const struct mgw_action *post[8]; /* errors to send after the current event's output */
     unsigned n_post;
+    struct mgw_proxy *px; /* proxy mode; NULL for the fake gateway */
+    unsigned busy;        /* feeds in progress (mgw__session_enter/leave) */
+    bool ended;           /* mgw_session_end() ran; buffers go when the last feed returns */
 };
 
 void mgw_session_init(struct mgw_session *s, struct mgw_ctx *ctx, uint64_t id,
@@ -162,5 +199,66 @@ bool mgw_session_apply(struct mgw_session *s, const struct mgw_action *a,
 /* The connection is gone: releases the client id and buffers. The session is not used again.
  * Does not journal (the server journals the disconnect with its cause). */
 void mgw_session_end(struct mgw_session *s);
+
+/* --------------------------------------------------------------------------------------------
+ * Proxy mode (proxy.c)
+ */
+/* Switches a freshly initialised session to proxy mode: what goes upstream is handed to send
+ * (with the session's io_data). 0 or -ENOMEM. mgw_session_end() frees what it allocates. */
+int mgw_session_proxy(struct mgw_session *s, mgw_upstream_send_fn send);
+
+/* Processes bytes from the upstream gateway: the version reply, then frames, each journaled
+ * on the upstream leg and forwarded to the client (through io->send) unless a fault says
+ * otherwise. A partial frame is kept (bounded by IBW_MAX_FRAME). May call every io callback. */
+void mgw_session_feed_upstream(struct mgw_session *s, const uint8_t *data, size_t len);
+
+/* --------------------------------------------------------------------------------------------
+ * Library-internal: what session.c and proxy.c share. Not for the server.
+ */
+/* Asks the engine about an event and carries out what fired (session.c). Errors at phases
+ * other than request wait in s->post for mgw__run_post(). True: the event's normal processing
+ * must stop. */
+bool mgw__fault_point(struct mgw_session *s, enum mgw_event_phase phase, int msg_id, int req_id);
+void mgw__run_post(struct mgw_session *s, enum mgw_event_phase phase);
+/* Journals (leg "client" in proxy mode), records and sends complete frames buf[0..len) to the
+ * client; version marks the handshake reply. */
+void mgw__send_frames(struct mgw_session *s, const uint8_t *buf, size_t len, bool version);
+/* Malformed input: journaled as bad_input (with leg when given), the connection closes. */
+void mgw__bad_input(struct mgw_session *s, const char *leg, const char *what, int err);
+/* 326 to the client, then FIN; held_by is the journal's JSON value. */
+void mgw__refuse_client_id(struct mgw_session *s, const char *held_by);
+/* Who holds client id id ("\"busy\"", "\"stale\""), or NULL. */
+const char *mgw__client_id_holder(struct mgw_ctx *ctx, int id);
+/* The request id of request f (message msg_id), or -1. */
+int mgw__request_req_id(const struct mgw_session *s, const struct ibw_frame *f, int msg_id);
+/* A peer's bytes of an incomplete unit, carried to the next feed, at most bound of them. */
+struct mgw__carry {
+    uint8_t **buf;
+    size_t *len, *alloc;
+    size_t bound;
+    size_t (*process)(struct mgw_session *s, const uint8_t *buf, size_t len); /* bytes used */
+    const char *leg; /* for the journal: NULL, "client" or "upstream" */
+};
+
+/* Hands data to c->process, carrying what it leaves (an incomplete unit, or input that waits)
+ * in c's buffer; past c->bound the input is bad and the session closes. */
+void mgw__carry_feed(struct mgw_session *s, struct mgw__carry *c, const uint8_t *data, size_t len);
+/* Client input carried while the proxy waited for the upstream: processed now. */
+void mgw__session_resume(struct mgw_session *s);
+/* Brackets a feed: buffers of a session ended inside it are released by the last leave. */
+void mgw__session_enter(struct mgw_session *s);
+void mgw__session_leave(struct mgw_session *s);
+/* Milliseconds since the connection was accepted. */
+uint64_t mgw__session_ms(const struct mgw_session *s);
+
+/* proxy.c, called by session.c in proxy mode. */
+bool mgw__proxy_paused(const struct mgw_session *s);
+void mgw__proxy_on_hello(struct mgw_session *s, const struct ibw_hello *h, const uint8_t *raw,
+                         size_t len);
+void mgw__proxy_on_frame(struct mgw_session *s, const struct ibw_frame *f, const uint8_t *raw,
+                         size_t len);
+void mgw__proxy_end(struct mgw_session *s);
+/* Hands over the frames waiting to go upstream (at the end of each client process() run). */
+void mgw__proxy_flush(struct mgw_session *s);
 
 #endif /* MGW_SESSION_H */

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs each libFuzzer target for a time budget: scripts/fuzz.sh [SECONDS] [TARGET...]
-# (default 60 s each; targets: wire session script admin scenario). Builds build-fuzz with clang,
-# ASan+UBSan and libFuzzer (installs what is missing, like scripts/setup.sh test). The seed
-# corpus of each target (tests/fuzz/corpus/<target>, plus the shipped incident scripts for
-# `script`) is copied to a scratch corpus, so a run never writes into the repository. Fails on
+# (default 60 s each; targets: wire session script admin scenario proxy replay). Builds
+# build-fuzz with clang, ASan+UBSan and libFuzzer (installs what is missing, like
+# scripts/setup.sh test). The seed corpus of each target (tests/fuzz/corpus/<target>, plus the
+# shipped incident scripts for `script`) is copied to a scratch corpus, so a run never writes
+# into the repository. Fails on
 # any crash, leak, timeout or UBSan report, leaving the reproducer in build-fuzz/findings/ —
 # add it to tests/fuzz/corpus/<target>/ with the fix, and ctest replays it from then on.
 # Environment: FUZZ_BUILD (the build directory, default build-fuzz).
@@ -12,7 +13,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(wire session script admin scenario)
+[ "${#targets[@]}" -gt 0 ] || targets=(wire session script admin scenario proxy replay)
 case $secs in '' | *[!0-9]*) echo "fuzz: SECONDS must be a whole number, got '$secs'" >&2; exit 2 ;; esac
 build=${FUZZ_BUILD:-$root/build-fuzz}
 
@@ -25,7 +26,7 @@ mkdir -p "$build/findings"
 status=0
 for t in "${targets[@]}"; do
   bin=$build/tests/fuzz/fuzz_$t
-  [ -x "$bin" ] || { echo "fuzz: no target '$t' (have: wire session script admin scenario)" >&2; exit 2; }
+  [ -x "$bin" ] || { echo "fuzz: no target '$t' (have: wire session script admin scenario proxy replay)" >&2; exit 2; }
   work=$(mktemp -d)
   cp "$root/tests/fuzz/corpus/$t/"* "$work/"
   [ "$t" = script ] && cp "$root/mockgw/scripts/"*.json "$work/"

@@ -82,6 +82,14 @@ struct mgw_config {
     size_t max_in_frame;       /* largest request payload accepted (1 MiB) */
     const struct mgw_script *script; /* rules and settings armed at start; NULL = none.
                                       * The server keeps its own copy (POST /v1/reset). */
+    /* Proxy mode (docs/proxy.md): each client connection gets its own connection to this
+     * gateway; the same rules apply at the same events. NULL = fake mode. A host name is
+     * resolved once, in mgw_server_new(). */
+    const char *upstream_host;
+    int upstream_port;            /* 1..65535 */
+    uint64_t upstream_timeout_ms; /* connect deadline (5000) */
+    const char *record_path; /* the decoded conversation as JSON lines; NULL = none (truncates) */
+    const char *replay_path; /* recorded answers for matching requests; fake mode only */
 };
 
 void mgw_config_init(struct mgw_config *cfg);

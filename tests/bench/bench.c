@@ -11,6 +11,9 @@
  *   faults  churn, rtt-1 and rtt-32 against the reference and three more mockgw processes: no
  *           script, 100 armed rules that never fire, and 100 of which the last fires on every
  *           reqIds: the cost of the fault engine (see bench_faults)
+ *   proxy   churn, rtt-1 and rtt-32 against a mockgw directly and through a second mockgw
+ *           running --upstream in front of it; rtt-1 again with an upstream that takes 1 ms to
+ *           answer: the latency proxy mode adds (see bench_proxy)
  * A churn or rtt measurement is split into rounds alternating reference and mockgw (the table
  * shows the median round), and the client and the servers are pinned to two different CPUs:
  * on a small shared machine both matter more than anything the servers do.
@@ -560,6 +563,28 @@ static const int FS_BASE[FS_COUNT] = {
 };
 static const double FS_LIMIT[FS_COUNT] = { [FS_NONE] = 0.95, [FS_RULES] = 0.85 };
 
+/* The servers of the proxy measurement: two upstreams, each reached directly and through a
+ * proxy; the second upstream answers reqIds after PROXY_SLOW_MS, like a gateway that is not
+ * on the same machine. */
+enum proxy_srv { PX_UP, PX_PROXY, PX_SLOW_UP, PX_SLOW_PROXY, PX_COUNT };
+
+static const char *const PX_NAMES[PX_COUNT] = {
+    [PX_UP] = "direct",
+    [PX_PROXY] = "proxy",
+    [PX_SLOW_UP] = "direct 1 ms",
+    [PX_SLOW_PROXY] = "proxy 1 ms",
+};
+#define PROXY_SLOW_MS     1
+#define PROXY_LATENCY_MAX 1.20 /* issue 8: the proxy adds at most 20 % to a round trip */
+
+/* One line of the proxy table: one workload, direct against through the proxy. */
+struct prow {
+    const char *workload;
+    const char *upstream; /* "instant" or "1 ms" */
+    double direct_rate, proxy_rate;
+    double direct_p50, proxy_p50, direct_p99, proxy_p99; /* us; 0 for churn */
+};
+
 /* One line of the faults table: one server on one workload. */
 struct frow {
     const char *workload;
@@ -605,6 +630,13 @@ struct bench {
     uint64_t fault_window_ms;        /* one round against one server */
     struct frow frows[3 * FS_COUNT];
     unsigned n_frows;
+
+    /* proxy */
+    struct server pxs[PX_COUNT];
+    char proxy_script[64]; /* the slow upstream's temporary --script, "" once deleted */
+    uint64_t proxy_window_ms;
+    struct prow prows[8];
+    unsigned n_prows;
 };
 
 static uint8_t hello_bytes[64], req_ids_bytes[32];
@@ -1655,6 +1687,43 @@ static void print_faults_table(const struct bench *b)
            "system time)\n");
 }
 
+/* 1 pass, 0 miss, -1 no target (churn). */
+static int prow_verdict(const struct prow *w)
+{
+    if (w->direct_p50 <= 0)
+        return -1;
+    return w->proxy_p50 / w->direct_p50 <= PROXY_LATENCY_MAX;
+}
+
+static void print_proxy_table(const struct bench *b)
+{
+    static const char *const verdicts[] = { "-", "MISS", "PASS" };
+
+    printf("\nmgw_bench proxy: %.1f s per server and workload in %u rounds; direct = a mockgw, "
+           "proxy = mockgw --upstream in front of it;\n  \"1 ms\": that upstream delays each "
+           "reqIds answer by %d ms (a gateway on another machine)\n\n",
+           (double)(b->proxy_window_ms * b->rounds) / 1000.0, b->rounds, PROXY_SLOW_MS);
+    printf("%-8s %-8s %10s %10s %7s %9s %9s %7s %9s %9s  %-9s %s\n", "workload", "upstream",
+           "direct/s", "proxy/s", "ratio", "p50 dir", "p50 prx", "p50 x", "p99 dir", "p99 prx",
+           "target", "result");
+    for (unsigned i = 0; i < b->n_prows; i++) {
+        const struct prow *w = &b->prows[i];
+        char p50[16] = "-", t[16] = "-";
+
+        if (w->direct_p50 > 0) {
+            snprintf(p50, sizeof p50, "%.2fx", w->proxy_p50 / w->direct_p50);
+            snprintf(t, sizeof t, "<= %.2fx", PROXY_LATENCY_MAX);
+        }
+        printf("%-8s %-8s %10.0f %10.0f %6.2fx %9.1f %9.1f %7s %9.1f %9.1f  %-9s %s\n", w->workload,
+               w->upstream, w->direct_rate, w->proxy_rate,
+               w->direct_rate > 0 ? w->proxy_rate / w->direct_rate : 0, w->direct_p50, w->proxy_p50,
+               p50, w->direct_p99, w->proxy_p99, t, verdicts[prow_verdict(w) + 1]);
+    }
+    printf("(ops: churn connect..close cycles, rtt reqIds round trips; latencies in us; target: "
+           "the proxy's p50 round trip at most %.2fx the direct one)\n",
+           PROXY_LATENCY_MAX);
+}
+
 /* s as a JSON string literal. */
 static void json_string(FILE *f, const char *s)
 {
@@ -1737,6 +1806,30 @@ static int write_json(const struct bench *b)
                 fprintf(f, "\"target\": \">= %.2fx\", \"pass\": %s}", FS_LIMIT[w->srv],
                         v ? "true" : "false");
             fprintf(f, "%s\n", i + 1 < b->n_frows ? "," : "");
+        }
+        fprintf(f, "    ]\n  },\n");
+    }
+    if (b->n_prows > 0) {
+        fprintf(f, "  \"proxy\": {\n    \"round_ms\": %" PRIu64 ",\n    \"results\": [\n",
+                b->proxy_window_ms);
+        for (unsigned i = 0; i < b->n_prows; i++) {
+            const struct prow *w = &b->prows[i];
+            int v = prow_verdict(w);
+
+            if (v == 0)
+                all_pass = false;
+            fprintf(f,
+                    "      {\"workload\": \"%s\", \"upstream\": \"%s\", \"direct_ops_per_s\": "
+                    "%.3f, \"proxy_ops_per_s\": %.3f, \"direct_p50_us\": %.3f, "
+                    "\"proxy_p50_us\": %.3f, \"direct_p99_us\": %.3f, \"proxy_p99_us\": %.3f, ",
+                    w->workload, w->upstream, w->direct_rate, w->proxy_rate, w->direct_p50,
+                    w->proxy_p50, w->direct_p99, w->proxy_p99);
+            if (v < 0)
+                fprintf(f, "\"target\": null, \"pass\": null}");
+            else
+                fprintf(f, "\"target\": \"p50 <= %.2fx\", \"pass\": %s}", PROXY_LATENCY_MAX,
+                        v ? "true" : "false");
+            fprintf(f, "%s\n", i + 1 < b->n_prows ? "," : "");
         }
         fprintf(f, "    ]\n  },\n");
     }
@@ -2057,6 +2150,135 @@ static int bench_faults(struct bench *b)
     return rc;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Proxy: what mockgw --upstream adds
+ */
+/* The slow upstream's script: every reqIds answer waits PROXY_SLOW_MS. */
+static int write_slow_script(struct bench *b, char *path)
+{
+    FILE *f;
+    int fd;
+
+    strcpy(path, "/tmp/mgw_bench_proxy_XXXXXX");
+    fd = mkstemp(path);
+    f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        bench_fail(b, "proxy: creating a script file %s: %s", path, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(path);
+        }
+        path[0] = '\0';
+        return -1;
+    }
+    fprintf(f,
+            "{\"rules\": [{\"name\": \"slow\", \"match\": {\"phase\": \"request\", \"msg\": "
+            "\"reqIds\"}, \"action\": {\"type\": \"delay\", \"ms\": %d}}]}\n",
+            PROXY_SLOW_MS);
+    if (fclose(f) != 0) {
+        bench_fail(b, "proxy: writing the script %s: %s", path, strerror(errno));
+        unlink(path);
+        path[0] = '\0';
+        return -1;
+    }
+    return 0;
+}
+
+/* Starts an upstream (with the slow script when script is not NULL) and a proxy in front. */
+static int proxy_pair_start(struct bench *b, struct server *up, struct server *px,
+                            const char *up_name, const char *px_name, char *script)
+{
+    char listen_flag[] = "--listen", listen_value[] = "127.0.0.1:0";
+    char admin_flag[] = "--admin", admin_value[] = "off";
+    char max_flag[] = "--max-clients", max_value[] = "0";
+    char script_flag[] = "--script", upstream_flag[] = "--upstream", upstream_value[32];
+    char *up_argv[] = { b->mockgw_path, listen_flag, listen_value, admin_flag, admin_value,
+                        max_flag,       max_value,   NULL,         NULL,       NULL };
+    char *px_argv[] = { b->mockgw_path, listen_flag, listen_value,  admin_flag,     admin_value,
+                        max_flag,       max_value,   upstream_flag, upstream_value, NULL };
+
+    if (script) {
+        up_argv[7] = script_flag;
+        up_argv[8] = script;
+    }
+    if (server_start(b, up, up_name, up_argv) < 0)
+        return -1;
+    snprintf(upstream_value, sizeof upstream_value, "127.0.0.1:%d", ntohs(up->addr.sin_port));
+    return server_start(b, px, px_name, px_argv);
+}
+
+/* churn, rtt-1 and rtt-32 directly against a mockgw and through a proxy in front of it, in
+ * alternating rounds; then rtt-1 the same way with an upstream that takes PROXY_SLOW_MS to
+ * answer. Target: the proxy's median round trip at most PROXY_LATENCY_MAX times the direct one.
+ * Timing like bench_faults: alone (--only proxy) --duration-s per server and workload, in the
+ * default run FAULT_SHARE_NUM/FAULT_SHARE_DEN of it. */
+static int bench_proxy(struct bench *b)
+{
+    static const char *const labels[] = { "churn", "rtt-1", "rtt-32", "rtt-1" };
+    static const enum workload wls[] = { WL_CHURN, WL_RTT, WL_RTT, WL_RTT };
+    static const unsigned widths[] = { CHURN_CONNS, 1, RTT_WIDE_CONNS, 1 };
+    uint64_t total_ms =
+        b->only ? b->duration_ms : b->duration_ms * FAULT_SHARE_NUM / FAULT_SHARE_DEN;
+    struct hist *h[2] = { calloc(1, sizeof *h[0]), calloc(1, sizeof *h[1]) };
+    struct tally t[2];
+    int rc = 0;
+
+    b->proxy_window_ms = total_ms / b->rounds;
+    if (b->proxy_window_ms < MIN_WINDOW_MS)
+        b->proxy_window_ms = MIN_WINDOW_MS;
+    if (!h[0] || !h[1]) {
+        bench_fail(b, "proxy: out of memory");
+        rc = -1;
+    }
+    if (rc == 0)
+        rc = proxy_pair_start(b, &b->pxs[PX_UP], &b->pxs[PX_PROXY], PX_NAMES[PX_UP],
+                              PX_NAMES[PX_PROXY], NULL);
+    if (rc == 0)
+        rc = write_slow_script(b, b->proxy_script);
+    if (rc == 0)
+        rc = proxy_pair_start(b, &b->pxs[PX_SLOW_UP], &b->pxs[PX_SLOW_PROXY], PX_NAMES[PX_SLOW_UP],
+                              PX_NAMES[PX_SLOW_PROXY], b->proxy_script);
+    if (b->proxy_script[0] && unlink(b->proxy_script) != 0)
+        fprintf(stderr, "mgw_bench: warning: cannot delete %s: %s\n", b->proxy_script,
+                strerror(errno));
+    b->proxy_script[0] = '\0';
+    for (unsigned w = 0; w < 4 && rc == 0; w++) {
+        bool slow = w == 3;
+        struct server *srv[2] = { &b->pxs[slow ? PX_SLOW_UP : PX_UP],
+                                  &b->pxs[slow ? PX_SLOW_PROXY : PX_PROXY] };
+        struct hist *hh[2] = { wls[w] == WL_RTT ? h[0] : NULL, wls[w] == WL_RTT ? h[1] : NULL };
+        struct prow row = { .workload = labels[w], .upstream = slow ? "1 ms" : "instant" };
+
+        memset(h[0], 0, sizeof *h[0]);
+        memset(h[1], 0, sizeof *h[1]);
+        rc = run_rotating(b, wls[w], widths[w], labels[w], srv, 2, b->proxy_window_ms, hh, t);
+        if (rc < 0)
+            break;
+        row.direct_rate = tally_median(&t[0]);
+        row.proxy_rate = tally_median(&t[1]);
+        if (wls[w] == WL_RTT) {
+            row.direct_p50 = hist_quantile_us(h[0], 0.50);
+            row.proxy_p50 = hist_quantile_us(h[1], 0.50);
+            row.direct_p99 = hist_quantile_us(h[0], 0.99);
+            row.proxy_p99 = hist_quantile_us(h[1], 0.99);
+        }
+        fprintf(stderr,
+                "mgw_bench: proxy %-6s %-7s direct %.0f/s p50 %.1f us, proxy %.0f/s p50 %.1f us\n",
+                labels[w], row.upstream, row.direct_rate, row.direct_p50, row.proxy_rate,
+                row.proxy_p50);
+        if (b->n_prows < sizeof b->prows / sizeof b->prows[0])
+            b->prows[b->n_prows++] = row;
+    }
+    free(h[0]);
+    free(h[1]);
+    /* Proxies first: an upstream that goes away first would close their clients. */
+    if (server_stop(b, &b->pxs[PX_PROXY]) < 0 || server_stop(b, &b->pxs[PX_SLOW_PROXY]) < 0)
+        rc = -1;
+    if (server_stop(b, &b->pxs[PX_UP]) < 0 || server_stop(b, &b->pxs[PX_SLOW_UP]) < 0)
+        rc = -1;
+    return rc;
+}
+
 static int encode_client_bytes(void)
 {
     struct ibw_writer w;
@@ -2133,13 +2355,15 @@ static const char USAGE[] =
     "  mass   N handshaken clients at once: time to connect, server VmRSS/VmHWM\n"
     "  faults churn, rtt-1, rtt-32 against the reference and 3 more mockgw: no rules,\n"
     "         100 rules never firing, 100 with one firing: the fault engine's cost\n"
+    "  proxy  churn, rtt-1, rtt-32 against a mockgw directly and through mockgw --upstream,\n"
+    "         then rtt-1 with a 1 ms upstream: the latency proxy mode adds\n"
     "\n"
     "  --mockgw PATH       the mockgw binary (required)\n"
     "  --duration-s N      seconds per churn/rtt measurement (default 5)\n"
     "  --rounds N          split each measurement into N rounds alternating reference and\n"
     "                      mockgw; throughput is the median round (default 10, max 20)\n"
-    "  --only WORKLOAD     churn, rtt, mass or faults (default: all; faults then gets 2/5\n"
-    "                      of --duration-s per server and workload, alone all of it)\n"
+    "  --only WORKLOAD     churn, rtt, mass, faults or proxy (default: all; faults and proxy\n"
+    "                      then get 2/5 of --duration-s per server and workload, alone all)\n"
     "  --clients N         mass clients (default 10000)\n"
     "  --json FILE         also write the results as JSON\n"
     "  --no-pin            do not pin the client and the servers to two different CPUs\n"
@@ -2205,8 +2429,10 @@ static int parse_args(int argc, char **argv, struct bench *b)
             break;
         case OPT_ONLY:
             if (strcmp(optarg, "churn") != 0 && strcmp(optarg, "rtt") != 0 &&
-                strcmp(optarg, "mass") != 0 && strcmp(optarg, "faults") != 0) {
-                fprintf(stderr, "mgw_bench: --only \"%s\": must be churn, rtt, mass or faults\n",
+                strcmp(optarg, "mass") != 0 && strcmp(optarg, "faults") != 0 &&
+                strcmp(optarg, "proxy") != 0) {
+                fprintf(stderr,
+                        "mgw_bench: --only \"%s\": must be churn, rtt, mass, faults or proxy\n",
                         optarg);
                 return -1;
             }
@@ -2317,8 +2543,8 @@ int main(int argc, char **argv)
 
         if (server_start(b, &b->ref, "reference", ref_argv) == 0 &&
             (!needs_mgw || server_start(b, &b->mgw, "mockgw", mgw_argv) == 0) &&
-            bench_run(b) == 0 && wants(b, "faults"))
-            bench_faults(b);
+            bench_run(b) == 0 && (!wants(b, "faults") || bench_faults(b) == 0) && wants(b, "proxy"))
+            bench_proxy(b);
     }
     server_stop(b, &b->mgw);
     server_stop(b, &b->ref);
@@ -2327,6 +2553,8 @@ int main(int argc, char **argv)
         print_table(b);
     if (b->n_frows > 0)
         print_faults_table(b);
+    if (b->n_prows > 0)
+        print_proxy_table(b);
     if (b->json_path && write_json(b) < 0)
         b->has_failed = true;
 

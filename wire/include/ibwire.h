@@ -202,6 +202,17 @@ enum ibw_out_msg {
 const char *ibw_in_name(int id);
 const char *ibw_out_name(int id);
 
+/* Where the request id sits in a message laid out for server version sv: the field index
+ * (0 = the message id) of the request id in a client->gateway request (ibw_out_req_id_index)
+ * or in a gateway->client answer (ibw_in_req_id_index); -1 for a message that carries none
+ * (currentTime, nextValidId, position...) or that the table does not know. The request table
+ * covers the requests whose answers mockgw ties to an id (reqMktData, reqHistoricalData,
+ * reqContractDetails, reqHeadTimestamp, reqMatchingSymbols, reqExecutions, reqAccountSummary,
+ * reqAccountUpdatesMulti and their cancels); the answer table every message mockgw encodes that
+ * carries one (error 4 included: its id is -1 for connection notices). */
+int ibw_out_req_id_index(int msg_id, int sv);
+int ibw_in_req_id_index(int msg_id, int sv);
+
 /* ---------------------------------------------------------------------------------------------
  * Error and notice texts (§5)
  */
