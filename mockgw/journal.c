@@ -23,7 +23,10 @@ struct mgw_journal {
     uint64_t *ring_seq;
     bool *ring_frame; /* the slot holds a frame, not an event */
     unsigned ring_cap;
-    unsigned ring_next; /* slot the next event goes to */
+    unsigned ring_next;  /* slot the next event goes to */
+    unsigned ring_count; /* slots in use: the ring_count slots before ring_next */
+    size_t ring_bytes;   /* their lines' bytes, bounded by ring_max_bytes */
+    size_t ring_max_bytes;
     struct mgw_strbuf line;
     time_t stamp_sec; /* the second stamp[] was formatted for */
     char stamp[24];   /* "2026-11-25T18:30:00" */
@@ -71,6 +74,7 @@ struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned 
         if (!j->ring || !j->ring_seq || !j->ring_frame)
             goto nomem;
         j->ring_cap = ring_cap;
+        j->ring_max_bytes = MGW_JOURNAL_RING_MAX_BYTES;
     }
     if (path && strcmp(path, "-") == 0) {
         j->file = stdout;
@@ -168,6 +172,8 @@ static void entry_begin(struct mgw_journal *j, uint64_t conn, int client_id)
         mgw_strbuf_append(&j->line, ",\"client_id\":null", 17);
 }
 
+static void ring_push(struct mgw_journal *j, char *line, size_t len, bool frame);
+
 static void entry_end(struct mgw_journal *j, bool frame)
 {
     mgw_strbuf_append(&j->line, "}", 1);
@@ -184,12 +190,48 @@ static void entry_end(struct mgw_journal *j, bool frame)
 
         if (!copy)
             return;
-        free(j->ring[j->ring_next]);
-        j->ring[j->ring_next] = copy;
-        j->ring_seq[j->ring_next] = j->seq;
-        j->ring_frame[j->ring_next] = frame;
-        j->ring_next = (j->ring_next + 1) % j->ring_cap;
+        ring_push(j, copy, j->line.len + 1, frame);
     }
+}
+
+/* Frees the oldest line of the ring. */
+static void ring_drop_oldest(struct mgw_journal *j)
+{
+    unsigned i = (j->ring_next + j->ring_cap - j->ring_count) % j->ring_cap;
+
+    j->ring_bytes -= strlen(j->ring[i]) + 1;
+    free(j->ring[i]);
+    j->ring[i] = NULL;
+    j->ring_count--;
+}
+
+/* Keeps line (len bytes with its NUL) as the newest; the oldest go when the ring is full by
+ * count, or by bytes: a few huge frames (a month of bars is half a megabyte) must not make
+ * the ring's memory depend on what happened to pass through it. The newest always stays. */
+static void ring_push(struct mgw_journal *j, char *line, size_t len, bool frame)
+{
+    if (j->ring_count == j->ring_cap)
+        ring_drop_oldest(j);
+    while (j->ring_count > 0 && j->ring_bytes + len > j->ring_max_bytes)
+        ring_drop_oldest(j);
+    j->ring[j->ring_next] = line;
+    j->ring_seq[j->ring_next] = j->seq;
+    j->ring_frame[j->ring_next] = frame;
+    j->ring_next = (j->ring_next + 1) % j->ring_cap;
+    j->ring_count++;
+    j->ring_bytes += len;
+}
+
+size_t mgw_journal_ring_bytes(const struct mgw_journal *j)
+{
+    return j ? j->ring_bytes : 0;
+}
+
+void mgw_journal_set_ring_max_bytes(struct mgw_journal *j, size_t max)
+{
+    j->ring_max_bytes = max;
+    while (j->ring_count > 1 && j->ring_bytes > max)
+        ring_drop_oldest(j);
 }
 
 /* Nobody reads events: no log file, no ring (the admin API is off). */
@@ -355,6 +397,8 @@ void mgw_journal_clear(struct mgw_journal *j)
         j->ring[i] = NULL;
     }
     j->ring_next = 0;
+    j->ring_count = 0;
+    j->ring_bytes = 0;
 }
 
 char *mgw_journal_ring_json(const struct mgw_journal *j, uint64_t since, enum mgw_journal_kind kind)

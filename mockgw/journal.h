@@ -22,6 +22,10 @@
 
 struct mgw_journal;
 
+/* The ring keeps at most ring_cap lines and at most this many bytes of them (16 MiB): the
+ * oldest go first; the newest line always stays, whatever its size. */
+#define MGW_JOURNAL_RING_MAX_BYTES (16u << 20)
+
 /* Opens the log (path NULL = none, "-" = stdout) and a ring of ring_cap events.
  * NULL on error, err->msg = "--log /x/y: No such file or directory". */
 struct mgw_journal *mgw_journal_new(uv_loop_t *loop, const char *path, unsigned ring_cap,
@@ -87,5 +91,9 @@ void mgw_journal_clear(struct mgw_journal *j);
 
 /* The last sequence number handed out (0 before the first entry). */
 uint64_t mgw_journal_seq(const struct mgw_journal *j);
+
+/* The bytes the ring's lines hold now (their NULs included), and a lower cap (tests). */
+size_t mgw_journal_ring_bytes(const struct mgw_journal *j);
+void mgw_journal_set_ring_max_bytes(struct mgw_journal *j, size_t max);
 
 #endif /* MGW_JOURNAL_H */

@@ -84,6 +84,54 @@ static void journal_ring_keeps_the_latest_and_honours_since(void **state)
     run_and_close(&loop);
 }
 
+/* Huge lines push the oldest out by bytes, not only by count; the newest always stays. */
+static void journal_ring_is_bounded_by_bytes(void **state)
+{
+    static char big[40000];
+    uv_loop_t loop;
+    struct mgw_err err;
+    struct mgw_journal *j;
+    char detail[sizeof big + 16], *json;
+    cJSON *arr;
+
+    (void)state;
+    uv_loop_init(&loop);
+    j = mgw_journal_new(&loop, NULL, 1000, &err);
+    mgw_journal_set_ring_max_bytes(j, 100000);
+    memset(big, 'x', sizeof big - 1);
+    snprintf(detail, sizeof detail, "\"blob\":\"%s\"", big);
+    for (int i = 0; i < 10; i++)
+        mgw_journal_event(j, 1, -1, "big", detail);
+    assert_true(mgw_journal_ring_bytes(j) <= 100000);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
+    arr = cJSON_Parse(json);
+    assert_int_equal(cJSON_GetArraySize(arr), 2); /* two 40 KB lines fit in 100 KB */
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 1), "seq")->valueint, 10);
+    cJSON_Delete(arr);
+    free(json);
+    for (int i = 0; i < 500; i++) /* small ones: the big ones make room for them */
+        mgw_journal_event(j, 1, -1, "accept", NULL);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
+    arr = cJSON_Parse(json);
+    assert_true(mgw_journal_ring_bytes(j) <= 100000);
+    assert_true(cJSON_GetArraySize(arr) >= 500); /* every small one; at most one big one left */
+    assert_true(cJSON_GetArraySize(arr) <= 501);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(arr, cJSON_GetArraySize(arr) - 1), "seq")->valueint,
+        510);
+    cJSON_Delete(arr);
+    free(json);
+    mgw_journal_set_ring_max_bytes(j, 10); /* smaller than any line: the newest still stays */
+    mgw_journal_event(j, 1, -1, "accept", NULL);
+    json = mgw_journal_ring_json(j, 0, MGW_JOURNAL_ALL);
+    arr = cJSON_Parse(json);
+    assert_int_equal(cJSON_GetArraySize(arr), 1);
+    cJSON_Delete(arr);
+    free(json);
+    mgw_journal_free(j);
+    run_and_close(&loop);
+}
+
 static void on_turn(uv_timer_t *t)
 {
     uv_close((uv_handle_t *)t, NULL);
@@ -147,6 +195,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(journal_ring_is_valid_json_for_hostile_strings),
+        cmocka_unit_test(journal_ring_is_bounded_by_bytes),
         cmocka_unit_test(journal_ring_keeps_the_latest_and_honours_since),
         cmocka_unit_test(journal_frames_go_to_the_file_after_a_loop_turn),
         cmocka_unit_test(journal_bad_log_path_names_it),
