@@ -294,3 +294,47 @@ def test_listeners_bind_loopback_by_default(mockgw_bin, tmp_path):
             assert p.wait(timeout=5) == 0
         p.stdout.close()
         p.stderr.close()
+
+
+@pytest.mark.timeout_s(120)
+def test_a_pipelining_client_does_not_hold_the_others_up(mockgw_factory):
+    # 1000 requests for a day of 1-minute bars (25 KB each, milliseconds of work each) in one
+    # write: mockgw answers them a turn's share at a time (32 requests or 64 KiB of answers),
+    # serving the other clients in between; handled all at once, a read's worth (~600) would
+    # keep a second client waiting for seconds.
+    gw = mockgw_factory("--max-out-buffer", str(64 << 20))
+    greedy = gw.ready_client(client_id=5)
+    prober = gw.ready_client(client_id=6)
+    request = encode_frame([20, 31, 0, "SPY", "STK", "", "0.0", "", "", "SMART", "", "USD", "",
+                            "", 0, "", "1 min", "1 D", 0, "TRADES", 1, 1, ""])
+    done = threading.Event()
+    got = []
+
+    def drain():
+        while len(got) < 1000 and not done.is_set():
+            try:
+                fields = greedy.read_frame(timeout=30)
+            except (OSError, AssertionError):
+                return
+            if fields and fields[0] in (b"17", "17"):
+                got.append(time.monotonic())
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    # From its own thread: the batch fills the socket buffers and sendall() blocks until
+    # mockgw reads on, which it does only as fast as it answers.
+    writer = threading.Thread(target=greedy.sock.sendall, args=(request * 1000,), daemon=True)
+    writer.start()
+    wait_until(lambda: got, 30, what="the first pipelined answer")
+    t0 = time.monotonic()
+    prober.send_fields("8,1,1")
+    prober.read_until_id(9, timeout=30)
+    rtt = time.monotonic() - t0
+    reader.join(timeout=100)
+    writer.join(timeout=10)
+    done.set()
+    assert len(got) == 1000, f"the pipelining client got {len(got)} of 1000 answers"
+    answered_before = sum(1 for t in got if t < t0 + rtt)
+    print(f"pipelining: prober answered in {rtt * 1000:.1f} ms, after {answered_before} of the "
+          f"1000 pipelined answers; the batch took {(got[-1] - t0):.2f} s")
+    assert rtt < 0.5, f"the second client waited {rtt:.2f} s"

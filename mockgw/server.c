@@ -322,6 +322,8 @@ void mgw__conn_handle_closed(uv_handle_t *h)
 
 /* Unlinks c and closes its handles (the TCP one with RST when reset); c is freed in the last
  * close callback. */
+static void yield_forget(struct conn *c);
+
 static void conn_close_handles_how(struct conn *c, const char *reason, bool reset)
 {
     struct mgw_server *srv = c->srv;
@@ -329,6 +331,7 @@ static void conn_close_handles_how(struct conn *c, const char *reason, bool rese
     if (c->closing)
         return;
     c->closing = true;
+    yield_forget(c);
     if (!c->end_reason)
         c->end_reason = reason;
     mgw__upstream_close(c, "client connection ended");
@@ -895,6 +898,64 @@ static void on_handshake_timeout(uv_timer_t *t)
     }
 }
 
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void on_yield_idle(uv_idle_t *idle);
+
+/* The session stopped after its turn's share of pipelined requests: no more reading until it
+ * has handled what it kept, one turn per loop iteration (an idle handle: it runs once per
+ * iteration and keeps the poll from waiting), so the other clients' input and the admin API
+ * are served in between. A 0 ms timer would not do: libuv runs a timer re-armed from its own
+ * callback again in the same pass, before any I/O. */
+static void yield_if_asked(struct conn *c)
+{
+    struct mgw_server *srv = c->srv;
+
+    if (c->closing || c->draining || c->s.silent || c->yield_queued || !mgw_session_yielded(&c->s))
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->yield_queued = true;
+    c->yield_next = srv->yielded;
+    srv->yielded = c;
+    uv_idle_start(&srv->yield_idle, on_yield_idle);
+}
+
+static void yield_forget(struct conn *c)
+{
+    struct conn **link = &c->srv->yielded;
+
+    if (!c->yield_queued)
+        return;
+    while (*link != c)
+        link = &(*link)->yield_next;
+    *link = c->yield_next;
+    c->yield_queued = false;
+}
+
+static void on_yield_idle(uv_idle_t *idle)
+{
+    struct mgw_server *srv = idle->data;
+    struct conn *c = srv->yielded;
+
+    srv->yielded = NULL; /* this turn's list; a conn that yields again joins the next one */
+    while (c != NULL) {
+        struct conn *next = c->yield_next;
+
+        c->yield_queued = false;
+        if (!c->closing && !c->draining && !c->s.silent) {
+            mgw_session_continue(&c->s);
+            if (!c->closing && !c->draining && !c->s.silent) {
+                if (mgw_session_yielded(&c->s))
+                    yield_if_asked(c);
+                else
+                    uv_read_start((uv_stream_t *)&c->tcp, mgw__conn_alloc, on_read);
+            }
+        }
+        c = next;
+    }
+    if (srv->yielded == NULL)
+        uv_idle_stop(idle);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct conn *c = stream->data;
@@ -912,6 +973,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     mgw_session_feed(&c->s, c->srv->read_buf, (size_t)nread);
     if (!c->closing && before != MGW_PHASE_READY && c->s.phase == MGW_PHASE_READY)
         uv_timer_stop(&c->timer);
+    yield_if_asked(c);
 }
 
 static void peer_name(uv_tcp_t *tcp, char *out, size_t cap)
@@ -1283,7 +1345,9 @@ int mgw_server_start(struct mgw_server *srv, struct mgw_err *err)
     uv_timer_init(srv->loop, &srv->sched_timer);
     uv_timer_init(srv->loop, &srv->restart_timer);
     uv_timer_init(srv->loop, &srv->every_timer);
+    uv_idle_init(srv->loop, &srv->yield_idle);
     srv->sched_timer.data = srv->restart_timer.data = srv->every_timer.data = srv;
+    srv->yield_idle.data = srv;
     srv->timers_init = true;
     /* Bound even when the script starts refusing: the port must be known and reserved. */
     rc = listener_open(srv, srv->cfg.listen_port);
@@ -1400,7 +1464,8 @@ int mgw_server_stop(struct mgw_server *srv, mgw_stopped_cb cb, void *data)
     mgw_journal_event(srv->journal, 0, -1, "stopping", NULL);
     listener_close(srv);
     if (srv->timers_init) {
-        srv->pending_closes += 3;
+        srv->pending_closes += 4;
+        uv_close((uv_handle_t *)&srv->yield_idle, on_server_timer_closed);
         uv_close((uv_handle_t *)&srv->sched_timer, on_server_timer_closed);
         uv_close((uv_handle_t *)&srv->restart_timer, on_server_timer_closed);
         uv_close((uv_handle_t *)&srv->every_timer, on_server_timer_closed);

@@ -73,10 +73,12 @@ struct conn {
     uint64_t connected_ms; /* uv_now() at accept */
     size_t queued;         /* bytes handed to uv_write and not yet written */
     int open_handles;
-    bool closing;     /* handles are being closed */
-    bool draining;    /* FIN requested: waiting for the shutdown to complete */
-    bool accept_wait; /* accept_delay_ms: accepted, not read from yet */
-    bool half_closed; /* FIN sent by a half_close fault; still reading */
+    bool closing;            /* handles are being closed */
+    bool draining;           /* FIN requested: waiting for the shutdown to complete */
+    bool accept_wait;        /* accept_delay_ms: accepted, not read from yet */
+    bool half_closed;        /* FIN sent by a half_close fault; still reading */
+    bool yield_queued;       /* on srv->yielded: continues on the next loop iteration */
+    struct conn *yield_next; /* ... the next one there */
     const char *end_reason;
 };
 
@@ -105,7 +107,9 @@ struct mgw_server {
     struct scheduled *sched; /* ... and their list */
     unsigned n_sched, cap_sched;
     uv_timer_t restart_timer; /* the end of a restart's down time */
-    uv_timer_t every_timer;   /* restart_every */
+    uv_idle_t yield_idle;     /* continues the sessions that yielded (srv->yielded) */
+    struct conn *yielded;
+    uv_timer_t every_timer; /* restart_every */
     uint64_t restart_every_ms, restart_down_ms;
     bool restarting;
     bool timers_init;

@@ -112,6 +112,8 @@ int mgw_ctx_init(struct mgw_ctx *ctx, const struct mgw_config *cfg, const struct
     ctx->journal = journal;
     /* Pages are only touched as far as the largest answer reaches, so RSS stays small. */
     ctx->scratch_cap = (size_t)IBW_MAX_FRAME + 4 + 4096;
+    ctx->frames_per_turn = 32;
+    ctx->bytes_per_turn = 64u << 10;
     ctx->scratch = malloc(ctx->scratch_cap);
     return ctx->scratch ? 0 : -ENOMEM;
 }
@@ -1335,6 +1337,15 @@ void mgw_session_init(struct mgw_session *s, struct mgw_ctx *ctx, uint64_t id,
 /* Handles as many complete units (handshake, then frames) as buf holds.
  * Returns the bytes consumed; stops early once the session closes, or while a proxy waits for
  * the upstream's answer. */
+/* This feed's (or continue's) share of the loop is used up. */
+static bool turn_spent(const struct mgw_session *s)
+{
+    const struct mgw_ctx *ctx = s->ctx;
+
+    return (ctx->frames_per_turn > 0 && s->turn_frames >= ctx->frames_per_turn) ||
+           (ctx->bytes_per_turn > 0 && s->bytes_out - s->turn_out0 >= ctx->bytes_per_turn);
+}
+
 static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
 {
     struct mgw_journal *j = s->ctx->journal;
@@ -1371,6 +1382,10 @@ static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
         } else {
             struct ibw_frame f;
 
+            if (s->phase == MGW_PHASE_READY && turn_spent(s)) {
+                s->yielded = true; /* the rest waits for mgw_session_continue() */
+                break;
+            }
             n = ibw_frame_parse(buf + off, len - off, s->ctx->cfg->max_in_frame, &f);
             if (n < 0) {
                 bad_input(s, n == IBW_EZEROLEN ? "zero-length frame" : "oversized frame", (int)n);
@@ -1380,6 +1395,7 @@ static size_t process(struct mgw_session *s, const uint8_t *buf, size_t len)
                 break;
             off += (size_t)n;
             s->frames_in++;
+            s->turn_frames++;
             mgw_journal_frame_leg(j, s->id, s->client_id, false, client_leg(s), f.payload, f.len);
             if (mgw_journal_records(j))
                 mgw_journal_record(j, s->id, mgw__session_ms(s), false, MGW_REC_FRAME, NULL,
@@ -1496,12 +1512,28 @@ void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len)
     struct mgw__carry c;
 
     s->bytes_in += len;
+    s->turn_frames = 0;
+    s->turn_out0 = s->bytes_out;
+    s->yielded = false;
     if (s->phase == MGW_PHASE_CLOSED || s->silent)
         return;
     c = client_carry(s);
     mgw__session_enter(s);
     mgw__carry_feed(s, &c, data, len);
     mgw__session_leave(s);
+}
+
+bool mgw_session_yielded(const struct mgw_session *s)
+{
+    return s->yielded && s->phase != MGW_PHASE_CLOSED && !s->silent;
+}
+
+void mgw_session_continue(struct mgw_session *s)
+{
+    s->turn_frames = 0;
+    s->turn_out0 = s->bytes_out;
+    s->yielded = false;
+    mgw__session_resume(s);
 }
 
 void mgw__session_resume(struct mgw_session *s)

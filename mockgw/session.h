@@ -61,6 +61,11 @@ struct mgw_ctx {
     } * busy;
     unsigned n_busy, cap_busy;
     uint64_t stale_client_id_ms; /* a ready session's id stays busy this long after it ends */
+    unsigned frames_per_turn;    /* requests one feed (or continue) handles before it yields,
+                                  * so one pipelining client cannot stall the others: 32
+                                  * (0 = no limit) */
+    size_t bytes_per_turn;       /* ... or once its answers reach this many bytes: 64 KiB (a
+                                  * day of 1-minute bars is 25 KB; 0 = no limit) */
     struct {
         uint64_t refused_client_id; /* 326 sent */
         uint64_t bad_input;         /* sessions closed for malformed input */
@@ -173,6 +178,9 @@ struct mgw_session {
     unsigned n_post;
     struct mgw_proxy *px; /* proxy mode; NULL for the fake gateway */
     unsigned busy;        /* feeds in progress (mgw__session_enter/leave) */
+    unsigned turn_frames; /* requests handled in this feed or continue */
+    uint64_t turn_out0;   /* bytes_out when it began */
+    bool yielded;         /* it stopped at frames_per_turn with input left */
     bool ended;           /* mgw_session_end() ran; buffers go when the last feed returns */
 };
 
@@ -185,6 +193,13 @@ void mgw_session_accept(struct mgw_session *s);
 /* Processes bytes from the client: complete units are handled at once, a partial one is kept
  * (bounded by cfg->max_in_frame) until more bytes come. May call io->send and io->close. */
 void mgw_session_feed(struct mgw_session *s, const uint8_t *data, size_t len);
+
+/* True when the last feed or continue stopped at ctx->frames_per_turn requests with input
+ * left (kept, like a partial frame): stop reading and call mgw_session_continue() on a later
+ * loop turn, until it no longer yields. */
+bool mgw_session_yielded(const struct mgw_session *s);
+/* Handles the next turn's worth of the input a yield kept. */
+void mgw_session_continue(struct mgw_session *s);
 
 /* Asks for the connection to close (from the server side, e.g. a hello timeout), journaled
  * with reason. No-op once closed. */

@@ -609,10 +609,66 @@ static void session_historical_data_is_deterministic(void **state)
                         5);
 }
 
+/* Pipelined requests are handled a turn's share at a time: the session yields after
+ * frames_per_turn of them (or bytes_per_turn of answers) and continues from what it kept. */
+static unsigned count_frames(const struct peer *p)
+{
+    unsigned n = 0;
+
+    for (size_t off = 0; off < p->out_len; n++) {
+        struct ibw_frame f;
+        ssize_t k = ibw_frame_parse(p->out + off, p->out_len - off, IBW_MAX_FRAME, &f);
+
+        assert_true(k > 0);
+        off += (size_t)k;
+    }
+    return n;
+}
+
+static void session_pipelined_requests_yield_per_turn(void **state)
+{
+    struct env *e = *state;
+    struct mgw_session s;
+    struct peer p = { 0 };
+    uint8_t batch[10 * 16];
+    size_t len = 0;
+
+    e->ctx.frames_per_turn = 4;
+    e->ctx.bytes_per_turn = 0;
+    handshake(e, &s, &p, 1);
+    for (int i = 0; i < 10; i++)
+        len += frame(batch + len,
+                     "8\0"
+                     "1\0"
+                     "1\0",
+                     6); /* reqIds */
+    mgw_session_feed(&s, batch, len);
+    assert_int_equal(count_frames(&p), 4);
+    assert_true(mgw_session_yielded(&s));
+    mgw_session_continue(&s);
+    assert_int_equal(count_frames(&p), 8);
+    assert_true(mgw_session_yielded(&s));
+    mgw_session_continue(&s);
+    assert_int_equal(count_frames(&p), 10);
+    assert_false(mgw_session_yielded(&s));
+    mgw_session_continue(&s); /* nothing kept: nothing happens */
+    assert_int_equal(count_frames(&p), 10);
+
+    /* the answers' bytes count too: one nextValidId is 10 bytes on the wire */
+    e->ctx.frames_per_turn = 0;
+    e->ctx.bytes_per_turn = 25;
+    p.out_len = 0;
+    mgw_session_feed(&s, batch, len);
+    assert_int_equal(count_frames(&p), 3);
+    assert_true(mgw_session_yielded(&s));
+    mgw_session_end(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(session_golden_handshake_and_burst, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_pipelined_requests_yield_per_turn, setup, teardown),
         cmocka_unit_test_setup_teardown(session_every_split_point_gives_same_output, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(session_one_byte_at_a_time, setup, teardown),
