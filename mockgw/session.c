@@ -197,9 +197,13 @@ static bool reqset_has(const struct mgw_reqset *set, int id)
     return false;
 }
 
-static void reqset_add(struct mgw_reqset *set, int id)
+/* Registers a streaming request once its first answer went out. Sending can end the session
+ * (the server closes a client whose output overflows, and mgw_session_end() frees the sets):
+ * then there is nothing to register. */
+static void subscribe(struct mgw_session *s, struct mgw_reqset *set, int id)
 {
-    if (reqset_has(set, id) || set->n >= MAX_SUBSCRIPTIONS)
+    if (s->phase == MGW_PHASE_CLOSED || s->ended || reqset_has(set, id) ||
+        set->n >= MAX_SUBSCRIPTIONS)
         return;
     if (set->n == set->cap) {
         unsigned cap = set->cap ? set->cap * 2 : 8;
@@ -1042,7 +1046,7 @@ static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
     mgw_hist_free(&h);
     out_send(s, &w);
     if (keep_up_to_date)
-        reqset_add(&s->hist_subs, req_id);
+        subscribe(s, &s->hist_subs, req_id);
 }
 
 /* A cancel of a streaming request: nothing on success, as TWS does; an id that is not active
@@ -1207,7 +1211,7 @@ static void req_mkt_data(struct mgw_session *s, struct ibw_reader *r)
         ibw_enc_tick_snapshot_end(&w, s->version, req_id);
     out_send(s, &w);
     if (!snapshot)
-        reqset_add(&s->mkt_subs, req_id);
+        subscribe(s, &s->mkt_subs, req_id);
 }
 
 static void cancel_mkt_data(struct mgw_session *s, struct ibw_reader *r)
