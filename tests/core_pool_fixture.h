@@ -32,14 +32,6 @@ struct got {
 
 static int completions;
 
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -49,11 +41,7 @@ static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 15000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 15000);
     uv_timer_init(&fx->loop, &fx->tick);
     uv_timer_start(&fx->tick, on_tick, 5, 5);
     uv_unref((uv_handle_t *)&fx->tick);
@@ -68,13 +56,6 @@ static int setup(void **state)
     completions = 0;
     *state = fx;
     return 0;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
 }
 
 static void on_stopped(struct mgw_server *srv, void *data)
@@ -112,9 +93,7 @@ static int teardown(void **state)
         uv_run(&fx->loop, UV_RUN_DEFAULT);
         mgw_server_free(fx->srv);
     }
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     unlink(fx->lock_path);
     free(fx);
     return 0;

@@ -17,6 +17,8 @@
 
 #include "ibcore.h"
 
+#include "loop_util.h"
+
 #define EV_RING 256
 
 struct ev {
@@ -51,14 +53,6 @@ struct fixture {
     void (*hook)(struct fixture *fx, const struct ev *e);
 };
 
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static void on_tick(uv_timer_t *t)
 {
     struct fixture *fx = t->data;
@@ -71,11 +65,7 @@ static int setup(void **state)
     struct fixture *fx = calloc(1, sizeof *fx);
 
     assert_non_null(fx);
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 30000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 30000);
     uv_timer_init(&fx->loop, &fx->tick);
     fx->tick.data = fx;
     ibcore_breaker_config_init(&fx->cfg);
@@ -108,13 +98,6 @@ static void close_reg(struct fixture *fx)
     assert_int_equal(fx->closed_calls, 0); /* never before close returns */
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
@@ -124,9 +107,7 @@ static int teardown(void **state)
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     if (fx->reg != NULL)
         assert_int_equal(fx->closed_calls, 1);
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     free(fx);
     return 0;
 }

@@ -67,35 +67,16 @@ struct reply {
 /* --------------------------------------------------------------------------------------------
  * Fixture
  */
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 15000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 15000);
     mgw_config_init(&fx->cfg);
     fx->cfg.listen_port = 0;
     fx->cfg.admin_enabled = false;
     *state = fx;
     return 0;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
 }
 
 static void on_stopped(struct mgw_server *srv, void *data)
@@ -117,9 +98,7 @@ static int teardown(void **state)
         assert_int_equal(fx->stopped_calls, 1);
         mgw_server_free(fx->srv);
     }
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     free(fx);
     return 0;
 }

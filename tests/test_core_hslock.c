@@ -21,6 +21,8 @@
 
 #include "ibcore.h"
 
+#include "loop_util.h"
+
 #define N_CHILDREN 4
 
 struct fixture {
@@ -41,24 +43,12 @@ struct result {
     bool release_in_cb;
 };
 
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
     assert_non_null(fx);
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 10000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 10000);
     snprintf(fx->dir, sizeof fx->dir, "/tmp/mgw-hslock-XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->path, sizeof fx->path, "%s/ibkr_connect.lock", fx->dir);
@@ -66,13 +56,6 @@ static int setup(void **state)
     unsetenv("IBKR_LOCK_TIMEOUT");
     *state = fx;
     return 0;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
 }
 
 static void remove_dir(const char *dir)
@@ -97,9 +80,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
 
     assert_false(fx->hung);
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     remove_dir(fx->dir);
     unsetenv("IBKR_LOCK_FILE_PATH");
     unsetenv("IBKR_LOCK_TIMEOUT");

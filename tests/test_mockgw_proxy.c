@@ -15,110 +15,15 @@
 #include "ibwire.h"
 #include "session.h"
 
-struct peer {
-    uint8_t out[1 << 14]; /* to the client */
-    size_t out_len;
-    uint8_t up[1 << 14]; /* to the upstream */
-    size_t up_len;
-    int closes;
-    enum mgw_close_how how;
-    int faults;
-    enum mgw_action_type last_fault;
-    struct mgw_session *end_on_send; /* ends this session from inside the next send */
-};
-
-struct env {
-    struct mgw_config cfg;
-    struct mgw_fixtures *fx;
-    struct mgw_ctx ctx;
-    uint64_t mono;
-};
-
-static uint64_t fake_mono(void *clock)
-{
-    return ((struct env *)clock)->mono;
-}
-
-static int64_t fake_wall(void *clock)
-{
-    (void)clock;
-    return 1705331730000LL;
-}
-
-static void peer_send(void *data, const uint8_t *buf, size_t len)
-{
-    struct peer *p = data;
-
-    assert_int_equal(p->closes, 0);
-    assert_true(p->out_len + len <= sizeof p->out);
-    memcpy(p->out + p->out_len, buf, len);
-    p->out_len += len;
-    if (p->end_on_send) { /* the server closing a connection whose write failed */
-        struct mgw_session *s = p->end_on_send;
-
-        p->end_on_send = NULL;
-        mgw_session_end(s);
-    }
-}
-
-static void peer_upstream(void *data, const uint8_t *buf, size_t len)
-{
-    struct peer *p = data;
-
-    assert_int_equal(p->closes, 0);
-    assert_true(p->up_len + len <= sizeof p->up);
-    memcpy(p->up + p->up_len, buf, len);
-    p->up_len += len;
-}
-
-static void peer_close(void *data, enum mgw_close_how how)
-{
-    struct peer *p = data;
-
-    p->closes++;
-    p->how = how;
-}
-
-static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase,
-                       int req_id)
-{
-    struct peer *p = data;
-
-    (void)phase;
-    (void)req_id;
-    p->faults++;
-    p->last_fault = a->type;
-}
-
-static const struct mgw_session_io peer_io = { peer_send, peer_close, peer_fault };
+#include "session_peer.h"
 
 static int setup(void **state)
 {
-    struct env *e = calloc(1, sizeof *e);
-    struct mgw_err err;
+    struct env *e = env_new();
 
-    mgw_config_init(&e->cfg);
-    e->fx = mgw_fixtures_default(&err);
-    assert_non_null(e->fx);
-    assert_int_equal(mgw_ctx_init(&e->ctx, &e->cfg, e->fx, NULL), 0);
-    e->ctx.mono_ms = fake_mono;
-    e->ctx.wall_ms = fake_wall;
-    e->ctx.clock = e;
-    e->mono = 1000;
     e->ctx.faults = mgw_faults_new(1);
     assert_non_null(e->ctx.faults);
     *state = e;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct env *e = *state;
-
-    mgw_faults_free(e->ctx.faults);
-    mgw_ctx_free(&e->ctx);
-    mgw_fixtures_free(e->fx);
-    free(e);
     return 0;
 }
 
@@ -142,51 +47,8 @@ static void start(struct env *e, struct mgw_session *s, struct peer *p)
     mgw_session_accept(s);
 }
 
-static size_t frame(uint8_t *out, const char *payload, size_t n)
-{
-    out[0] = (uint8_t)(n >> 24);
-    out[1] = (uint8_t)(n >> 16);
-    out[2] = (uint8_t)(n >> 8);
-    out[3] = (uint8_t)n;
-    memcpy(out + 4, payload, n);
-    return n + 4;
-}
+#define FEED_UP_FRAME(s, lit) FEED_FRAME_WITH(mgw_session_feed_upstream, s, lit)
 
-#define FEED_FRAME(s, lit)                             \
-    do {                                               \
-        uint8_t buf_[512];                             \
-        size_t n_ = frame(buf_, lit, sizeof(lit) - 1); \
-        mgw_session_feed((s), buf_, n_);               \
-    } while (0)
-
-#define FEED_UP_FRAME(s, lit)                          \
-    do {                                               \
-        uint8_t buf_[512];                             \
-        size_t n_ = frame(buf_, lit, sizeof(lit) - 1); \
-        mgw_session_feed_upstream((s), buf_, n_);      \
-    } while (0)
-
-static const uint8_t HELLO[] = { 0x41, 0x50, 0x49, 0x00, 0x00, 0x00, 0x00, 0x09, 0x76,
-                                 0x31, 0x35, 0x37, 0x2e, 0x2e, 0x31, 0x37, 0x38 };
-static const uint8_t START_API_1[] = { 0x00, 0x00, 0x00, 0x08, 0x37, 0x31,
-                                       0x00, 0x32, 0x00, 0x31, 0x00, 0x00 };
-static const uint8_t VERSION_REPLY[] = "\x00\x00\x00\x1a"
-                                       "178\0"
-                                       "20240115 10:15:30 EST";
-static const uint8_t BURST[] = "\x00\x00\x00\x0f"
-                               "15\0001\0DU1234567\0"
-                               "\x00\x00\x00\x06"
-                               "9\0001\0001\0"
-                               "\x00\x00\x00\x36"
-                               "4\0002\0-1\0002104\0Market data farm connection is OK:usfarm\0\0"
-                               "\x00\x00\x00\x34"
-                               "4\0002\0-1\0002106\0HMDS data farm connection is OK:ushmds\0\0"
-                               "\x00\x00\x00\x39"
-                               "4\0002\0-1\0002158\0Sec-def data farm connection is OK:secdefnj\0";
-static const uint8_t REFUSED_326[] =
-    "\x00\x00\x00\x61"
-    "4\0002\0-1\000326\0Unable to connect as the client id is already in use. Retry with a "
-    "unique client id.\0";
 static const uint8_t REQ_TIME[] = "\x00\x00\x00\x05"
                                   "49\0"
                                   "1";

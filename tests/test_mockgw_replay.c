@@ -54,7 +54,20 @@ static struct mgw_replay *load(const char *text)
     return r;
 }
 
-#define ASK(r, lit, w) mgw_replay_answer((r), 178, (const uint8_t *)(lit), sizeof(lit) - 1, (w))
+/* Asks r (at version 178) for the answers to a request given as comma-separated fields
+ * ("20,7,0,AAPL"; on the wire each field ends with a NUL); they go to w. */
+static int ask(struct mgw_replay *r, const char *fields, struct ibw_writer *w)
+{
+    char req[256];
+    size_t n = strlen(fields) + 1;
+
+    assert_true(n <= sizeof req);
+    memcpy(req, fields, n);
+    for (size_t i = 0; i < n; i++)
+        if (req[i] == ',')
+            req[i] = '\0';
+    return mgw_replay_answer(r, 178, (const uint8_t *)req, n, w);
+}
 
 /* The fields of the i-th frame in buf (NUL-separated copy in out). */
 static void frame_at(const struct ibw_writer *w, unsigned i, char *out, size_t cap)
@@ -98,21 +111,13 @@ static void replay_kth_request_gets_kth_answer_then_the_last(void **state)
     (void)state;
     for (int k = 0; k < 3; k++) {
         ibw_writer_init(&w, buf, sizeof buf);
-        assert_int_equal(ASK(r,
-                             "49\0"
-                             "1\0",
-                             &w),
-                         1);
+        assert_int_equal(ask(r, "49,1", &w), 1);
         frame_at(&w, 0, f, sizeof f);
         assert_string_equal(f, k == 0 ? "49,1,1000" : "49,1,2000");
     }
     mgw_replay_rewind(r);
     ibw_writer_init(&w, buf, sizeof buf);
-    assert_int_equal(ASK(r,
-                         "49\0"
-                         "1\0",
-                         &w),
-                     1);
+    assert_int_equal(ask(r, "49,1", &w), 1);
     frame_at(&w, 0, f, sizeof f);
     assert_string_equal(f, "49,1,1000");
     mgw_replay_free(r);
@@ -128,13 +133,7 @@ static void replay_substitutes_the_request_id(void **state)
     (void)state;
     ibw_writer_init(&w, buf, sizeof buf);
     /* Answers found by their id even though another request came in between. */
-    assert_int_equal(ASK(r,
-                         "20\0"
-                         "42\0"
-                         "0\0"
-                         "AAPL\0",
-                         &w),
-                     2);
+    assert_int_equal(ask(r, "20,42,0,AAPL", &w), 2);
     frame_at(&w, 0, f, sizeof f);
     assert_string_equal(f, "17,42,bars");
     frame_at(&w, 1, f, sizeof f);
@@ -150,33 +149,12 @@ static void replay_other_fields_must_match(void **state)
 
     (void)state;
     ibw_writer_init(&w, buf, sizeof buf);
-    assert_int_equal(ASK(r,
-                         "20\0"
-                         "7\0"
-                         "0\0"
-                         "MSFT\0",
-                         &w),
-                     -ENOENT);
-    assert_int_equal(ASK(r,
-                         "20\0"
-                         "7\0"
-                         "0\0",
-                         &w),
-                     -ENOENT);
-    assert_int_equal(ASK(r,
-                         "59\0"
-                         "1\0"
-                         "3\0",
-                         &w),
-                     -ENOENT);
+    assert_int_equal(ask(r, "20,7,0,MSFT", &w), -ENOENT);
+    assert_int_equal(ask(r, "20,7,0", &w), -ENOENT);
+    assert_int_equal(ask(r, "59,1,3", &w), -ENOENT);
     assert_int_equal(w.len, 0);
     /* Recorded with no answer: a match that sends nothing. */
-    assert_int_equal(ASK(r,
-                         "8\0"
-                         "1\0"
-                         "1\0",
-                         &w),
-                     0);
+    assert_int_equal(ask(r, "8,1,1", &w), 0);
     mgw_replay_free(r);
 }
 
@@ -188,13 +166,7 @@ static void replay_full_writer_reports_its_error(void **state)
 
     (void)state;
     ibw_writer_init(&w, buf, sizeof buf);
-    assert_int_equal(ASK(r,
-                         "20\0"
-                         "7\0"
-                         "0\0"
-                         "AAPL\0",
-                         &w),
-                     IBW_ENOSPC);
+    assert_int_equal(ask(r, "20,7,0,AAPL", &w), IBW_ENOSPC);
     mgw_replay_free(r);
 }
 

@@ -13,6 +13,8 @@
 #include "ibwire.h"
 #include "mockgw.h"
 
+#include "loop_util.h"
+
 struct fixture {
     uv_loop_t loop;
     uv_timer_t watchdog; /* unref'd: fires only if a test would hang */
@@ -22,34 +24,11 @@ struct fixture {
     int stopped_calls;
 };
 
-struct client {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    struct fixture *fx;
-    uint8_t in[4096];
-    size_t in_len;
-    bool eof;
-    uint64_t eof_at_ms;
-    int closed;
-};
-
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 10000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 10000);
     mgw_config_init(&fx->cfg);
     fx->cfg.listen_port = 0;
     fx->cfg.admin_port = 0;
@@ -57,21 +36,12 @@ static int setup(void **state)
     return 0;
 }
 
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
-}
-
 static int teardown(void **state)
 {
     struct fixture *fx = *state;
 
     assert_false(fx->hung);
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     free(fx);
     return 0;
 }
@@ -105,79 +75,6 @@ static void stop_server(struct fixture *fx)
     mgw_server_free(fx->srv);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
 }
-
-static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-    struct client *c = h->data;
-
-    (void)suggested;
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(sizeof c->in - c->in_len));
-}
-
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct client *c = s->data;
-
-    (void)buf;
-    if (nread > 0) {
-        c->in_len += (size_t)nread;
-    } else if (nread < 0) {
-        c->eof = true;
-        c->eof_at_ms = uv_now(s->loop);
-        uv_read_stop(s);
-    }
-}
-
-static void on_client_write(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
-
-static void client_send(struct client *c, const void *bytes, size_t len)
-{
-    uv_write_t *req = malloc(sizeof *req + len);
-    uv_buf_t b;
-
-    memcpy(req + 1, bytes, len);
-    b = uv_buf_init((char *)(req + 1), (unsigned)len);
-    assert_int_equal(uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_client_write), 0);
-}
-
-static void on_client_connect(uv_connect_t *req, int status)
-{
-    struct client *c = req->data;
-
-    assert_int_equal(status, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read);
-}
-
-static void client_connect(struct fixture *fx, struct client *c, int port)
-{
-    struct sockaddr_in addr;
-
-    memset(c, 0, sizeof *c);
-    c->fx = fx;
-    uv_tcp_init(&fx->loop, &c->tcp);
-    c->tcp.data = c;
-    c->connect.data = c;
-    uv_ip4_addr("127.0.0.1", port, &addr);
-    assert_int_equal(
-        uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_client_connect), 0);
-}
-
-static void on_client_closed(uv_handle_t *h)
-{
-    ((struct client *)h->data)->closed++;
-}
-
-/* Runs the loop until cond holds (the watchdog bounds it). */
-#define RUN_UNTIL(fx, cond)                   \
-    do {                                      \
-        while (!(cond) && !(fx)->hung)        \
-            uv_run(&(fx)->loop, UV_RUN_ONCE); \
-        assert_false((fx)->hung);             \
-    } while (0)
 
 static void server_start_stop_without_clients(void **state)
 {
@@ -224,11 +121,11 @@ static void server_answers_handshake_then_stop_closes_client(void **state)
 {
     struct fixture *fx = *state;
     static const uint8_t hello[] = "API\0\0\0\0\x09v157..178";
-    struct client c;
+    struct loop_client c;
 
     start_server(fx);
-    client_connect(fx, &c, mgw_server_api_port(fx->srv));
-    client_send(&c, hello, sizeof hello - 1);
+    loop_client_connect(&fx->loop, &c, mgw_server_api_port(fx->srv));
+    loop_client_send(&c, hello, sizeof hello - 1);
     RUN_UNTIL(fx, c.in_len >= 30);
     assert_memory_equal(c.in,
                         "\x00\x00\x00\x1a"
@@ -236,7 +133,7 @@ static void server_answers_handshake_then_stop_closes_client(void **state)
                         8);
     assert_int_equal(mgw_server_stop(fx->srv, on_stopped, fx), 0);
     RUN_UNTIL(fx, c.eof && fx->stopped_calls == 1);
-    uv_close((uv_handle_t *)&c.tcp, on_client_closed);
+    loop_client_close(&c);
     uv_run(&fx->loop, UV_RUN_DEFAULT);
     assert_int_equal(c.closed, 1);
     assert_int_equal(fx->stopped_calls, 1);
@@ -246,18 +143,18 @@ static void server_answers_handshake_then_stop_closes_client(void **state)
 static void server_closes_silent_client_after_handshake_timeout(void **state)
 {
     struct fixture *fx = *state;
-    struct client c;
+    struct loop_client c;
     uint64_t t0;
 
     fx->cfg.hello_timeout_ms = 100;
     start_server(fx);
-    client_connect(fx, &c, mgw_server_api_port(fx->srv));
+    loop_client_connect(&fx->loop, &c, mgw_server_api_port(fx->srv));
     t0 = uv_now(&fx->loop);
     RUN_UNTIL(fx, c.eof);
     assert_int_equal(c.in_len, 0);
     assert_true(c.eof_at_ms - t0 >= 90); /* generous window: 100 ms deadline */
     assert_true(c.eof_at_ms - t0 < 5000);
-    uv_close((uv_handle_t *)&c.tcp, on_client_closed);
+    loop_client_close(&c);
     stop_server(fx);
     assert_int_equal(c.closed, 1);
 }
@@ -265,18 +162,18 @@ static void server_closes_silent_client_after_handshake_timeout(void **state)
 static void server_max_clients_closes_the_extra_one(void **state)
 {
     struct fixture *fx = *state;
-    struct client a, b;
+    struct loop_client a, b;
 
     fx->cfg.max_clients = 1;
     start_server(fx);
-    client_connect(fx, &a, mgw_server_api_port(fx->srv));
+    loop_client_connect(&fx->loop, &a, mgw_server_api_port(fx->srv));
     RUN_UNTIL(fx, uv_is_readable((uv_stream_t *)&a.tcp));
-    client_connect(fx, &b, mgw_server_api_port(fx->srv));
+    loop_client_connect(&fx->loop, &b, mgw_server_api_port(fx->srv));
     RUN_UNTIL(fx, b.eof);
     assert_int_equal(b.in_len, 0);
     assert_false(a.eof);
-    uv_close((uv_handle_t *)&a.tcp, on_client_closed);
-    uv_close((uv_handle_t *)&b.tcp, on_client_closed);
+    loop_client_close(&a);
+    loop_client_close(&b);
     stop_server(fx);
 }
 

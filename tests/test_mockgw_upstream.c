@@ -31,16 +31,6 @@ struct fixture {
     int stopped_calls;
 };
 
-struct client {
-    uv_tcp_t tcp;
-    uv_connect_t connect;
-    uint8_t in[4096];
-    size_t in_len;
-    bool eof;
-    uint64_t eof_at_ms;
-    int closed;
-};
-
 static const uint8_t HELLO[] = "API\0\0\0\0\x09v157..178";
 static const uint8_t START_API_1[] = "\0\0\0\x08"
                                      "71\0"
@@ -49,32 +39,13 @@ static const uint8_t START_API_1[] = "\0\0\0\x08"
                                      "\0";
 #define BURST_LEN (19 + 10 + 58 + 56 + 61)
 
-static void on_watchdog(uv_timer_t *t)
-{
-    struct fixture *fx = t->data;
-
-    fx->hung = true;
-    uv_stop(&fx->loop);
-}
-
 static int setup(void **state)
 {
     struct fixture *fx = calloc(1, sizeof *fx);
 
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    uv_timer_init(&fx->loop, &fx->watchdog);
-    fx->watchdog.data = fx;
-    uv_timer_start(&fx->watchdog, on_watchdog, 10000, 0);
-    uv_unref((uv_handle_t *)&fx->watchdog);
+    loop_fixture_init(fx, 10000);
     *state = fx;
     return 0;
-}
-
-static void close_walk(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (!uv_is_closing(h))
-        uv_close(h, NULL);
 }
 
 static int teardown(void **state)
@@ -82,9 +53,7 @@ static int teardown(void **state)
     struct fixture *fx = *state;
 
     assert_false(fx->hung);
-    uv_walk(&fx->loop, close_walk, NULL);
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* a leaked handle fails the test */
+    loop_close_all(&fx->loop);
     free(fx);
     return 0;
 }
@@ -133,74 +102,17 @@ static struct mgw_server *start_proxy(struct fixture *fx, int upstream_port, uin
     return loop_start_mockgw(&fx->loop, &cfg, NULL);
 }
 
-static void on_client_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static void client_close(struct fixture *fx, struct loop_client *c)
 {
-    struct client *c = h->data;
-
-    (void)suggested;
-    *buf = uv_buf_init((char *)c->in + c->in_len, (unsigned)(sizeof c->in - c->in_len));
-}
-
-static void on_client_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-    struct client *c = s->data;
-
-    (void)buf;
-    if (nread > 0) {
-        c->in_len += (size_t)nread;
-    } else if (nread < 0) {
-        c->eof = true;
-        c->eof_at_ms = uv_now(s->loop);
-        uv_read_stop(s);
-    }
-}
-
-static void on_client_write(uv_write_t *req, int status)
-{
-    (void)status;
-    free(req);
-}
-
-static void client_send(struct client *c, const void *bytes, size_t len)
-{
-    uv_write_t *req = malloc(sizeof *req + len);
-    uv_buf_t b;
-
-    memcpy(req + 1, bytes, len);
-    b = uv_buf_init((char *)(req + 1), (unsigned)len);
-    assert_int_equal(uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_client_write), 0);
-}
-
-static void on_client_connect(uv_connect_t *req, int status)
-{
-    struct client *c = req->data;
-
-    assert_int_equal(status, 0);
-    uv_read_start((uv_stream_t *)&c->tcp, on_client_alloc, on_client_read);
-}
-
-static void client_connect(struct fixture *fx, struct client *c, int port)
-{
-    struct sockaddr_in addr;
-
-    memset(c, 0, sizeof *c);
-    uv_tcp_init(&fx->loop, &c->tcp);
-    c->tcp.data = c;
-    c->connect.data = c;
-    uv_ip4_addr("127.0.0.1", port, &addr);
-    assert_int_equal(
-        uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&addr, on_client_connect), 0);
-}
-
-static void on_client_closed(uv_handle_t *h)
-{
-    ((struct client *)h->data)->closed++;
-}
-
-static void client_close(struct fixture *fx, struct client *c)
-{
-    uv_close((uv_handle_t *)&c->tcp, on_client_closed);
+    loop_client_close(c);
     RUN_UNTIL(fx, c->closed == 1);
+}
+
+/* Connects c to the proxy px and sends the client's hello. */
+static void client_hello(struct fixture *fx, struct loop_client *c, struct mgw_server *px)
+{
+    loop_client_connect(&fx->loop, c, mgw_server_api_port(px));
+    loop_client_send(c, HELLO, sizeof HELLO - 1);
 }
 
 /* A port nobody listens on. */
@@ -249,16 +161,15 @@ static void upstream_relays_the_handshake_and_both_stop_cleanly(void **state)
     struct fixture *fx = *state;
     struct mgw_server *up = start_gateway(fx);
     struct mgw_server *px = start_proxy(fx, mgw_server_api_port(up), 5000);
-    struct client c;
+    struct loop_client c;
     size_t vr;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
-    client_send(&c, HELLO, sizeof HELLO - 1);
+    client_hello(fx, &c, px);
     RUN_UNTIL(fx, c.in_len >= 4);
     vr = 4 + (size_t)c.in[3];
     RUN_UNTIL(fx, c.in_len >= vr); /* the whole version reply */
     assert_memory_equal(c.in + 4, "178\0", 4);
-    client_send(&c, START_API_1, sizeof START_API_1 - 1);
+    loop_client_send(&c, START_API_1, sizeof START_API_1 - 1);
     RUN_UNTIL(fx, c.in_len >= vr + BURST_LEN);
     assert_int_equal(c.in_len, vr + BURST_LEN);
     assert_int_equal(up->n_conns, 1);
@@ -274,10 +185,9 @@ static void upstream_refused_closes_the_client_with_nothing_sent(void **state)
 {
     struct fixture *fx = *state;
     struct mgw_server *px = start_proxy(fx, closed_port(), 5000);
-    struct client c;
+    struct loop_client c;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
-    client_send(&c, HELLO, sizeof HELLO - 1);
+    client_hello(fx, &c, px);
     RUN_UNTIL(fx, c.eof);
     assert_int_equal(c.in_len, 0);
     RUN_UNTIL(fx, px->n_conns == 0);
@@ -290,12 +200,12 @@ static void upstream_connect_deadline_closes_the_client(void **state)
     struct fixture *fx = *state;
     int fds[5], port = full_listener(fds);
     struct mgw_server *px = start_proxy(fx, port, 200);
-    struct client c;
+    struct loop_client c;
     uint64_t t0;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
+    loop_client_connect(&fx->loop, &c, mgw_server_api_port(px));
     t0 = uv_now(&fx->loop);
-    client_send(&c, HELLO, sizeof HELLO - 1);
+    loop_client_send(&c, HELLO, sizeof HELLO - 1);
     RUN_UNTIL(fx, c.eof);
     assert_int_equal(c.in_len, 0);
     assert_true(c.eof_at_ms - t0 >= 150);
@@ -310,10 +220,9 @@ static void stop_with_an_upstream_connect_in_flight(void **state)
     struct fixture *fx = *state;
     int fds[5], port = full_listener(fds);
     struct mgw_server *px = start_proxy(fx, port, 5000);
-    struct client c;
+    struct loop_client c;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
-    client_send(&c, HELLO, sizeof HELLO - 1); /* kept until the connect completes */
+    client_hello(fx, &c, px); /* the hello is kept until the connect completes */
     RUN_UNTIL(fx, px->n_conns == 1 && px->conns->up && px->conns->up->pending_len > 0);
     assert_false(px->conns->up->connected);
     stop(fx, px); /* the connect is cancelled, the stop callback fires once */
@@ -327,11 +236,10 @@ static void upstream_going_away_closes_the_client(void **state)
     struct fixture *fx = *state;
     struct mgw_server *up = start_gateway(fx);
     struct mgw_server *px = start_proxy(fx, mgw_server_api_port(up), 5000);
-    struct client c;
+    struct loop_client c;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
-    client_send(&c, HELLO, sizeof HELLO - 1);
-    client_send(&c, START_API_1, sizeof START_API_1 - 1);
+    client_hello(fx, &c, px);
+    loop_client_send(&c, START_API_1, sizeof START_API_1 - 1);
     RUN_UNTIL(fx, c.in_len >= 4 && c.in_len >= 4 + (size_t)c.in[3] + BURST_LEN);
     stop(fx, up);
     RUN_UNTIL(fx, c.eof);
@@ -346,10 +254,9 @@ static void client_going_away_closes_the_upstream(void **state)
     struct fixture *fx = *state;
     struct mgw_server *up = start_gateway(fx);
     struct mgw_server *px = start_proxy(fx, mgw_server_api_port(up), 5000);
-    struct client c;
+    struct loop_client c;
 
-    client_connect(fx, &c, mgw_server_api_port(px));
-    client_send(&c, HELLO, sizeof HELLO - 1);
+    client_hello(fx, &c, px);
     RUN_UNTIL(fx, up->n_conns == 1 && c.in_len >= 4 && c.in_len >= 4 + (size_t)c.in[3]);
     client_close(fx, &c);
     RUN_UNTIL(fx, up->n_conns == 0 && px->n_conns == 0);

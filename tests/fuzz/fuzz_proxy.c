@@ -11,8 +11,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "fault.h"
 #include "fixtures.h"
 #include "fuzz.h"
@@ -20,76 +18,7 @@
 #include "mockgw.h"
 #include "session.h"
 
-struct peer {
-    uint8_t out[1 << 20], up[1 << 20];
-    size_t out_len, up_len;
-    bool overflow;
-    int closes;
-};
-
-static struct mgw_config cfg;
-static struct mgw_fixtures *fixtures;
-static struct mgw_ctx ctx;
-static struct mgw_faults *faults;
-static uint64_t mono = 1000;
-static uint64_t next_id;
-
-static uint64_t fake_mono(void *clock)
-{
-    (void)clock;
-    return mono;
-}
-
-static int64_t fake_wall(void *clock)
-{
-    (void)clock;
-    return 1764000000000LL + (int64_t)mono;
-}
-
-static void append(struct peer *p, uint8_t *dst, size_t *len, const uint8_t *buf, size_t n)
-{
-    CHECK(p->closes == 0); /* nothing is ever sent after close */
-    if (*len + n > sizeof p->out) {
-        p->overflow = true;
-        return;
-    }
-    memcpy(dst + *len, buf, n);
-    *len += n;
-}
-
-static void peer_send(void *data, const uint8_t *buf, size_t len)
-{
-    struct peer *p = data;
-
-    append(p, p->out, &p->out_len, buf, len);
-}
-
-static void peer_upstream(void *data, const uint8_t *buf, size_t len)
-{
-    struct peer *p = data;
-
-    append(p, p->up, &p->up_len, buf, len);
-}
-
-static void peer_close(void *data, enum mgw_close_how how)
-{
-    struct peer *p = data;
-
-    (void)how;
-    p->closes++;
-    CHECK(p->closes == 1);
-}
-
-static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase,
-                       int req_id)
-{
-    (void)data;
-    (void)a;
-    (void)phase;
-    (void)req_id; /* transport actions are the server's: not modelled here */
-}
-
-static const struct mgw_session_io peer_io = { peer_send, peer_close, peer_fault };
+#include "peer.h"
 
 /* Rules acting in the session itself, at every phase the proxy has. */
 static const char *const rules[] = {
@@ -110,44 +39,10 @@ static const char *const rules[] = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    struct mgw_err err;
-
     (void)argc;
     (void)argv;
-    setenv("TZ", "EST5", 1);
-    mgw_config_init(&cfg);
-    fixtures = mgw_fixtures_default(&err);
-    CHECK(fixtures != NULL);
-    CHECK(mgw_ctx_init(&ctx, &cfg, fixtures, NULL) == 0);
-    ctx.mono_ms = fake_mono;
-    ctx.wall_ms = fake_wall;
-    faults = mgw_faults_new(42);
-    CHECK(faults != NULL);
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        cJSON *j = cJSON_Parse(rules[i]);
-        struct mgw_rule *r = j ? mgw_rule_parse(j, "fuzz", "$", &err) : NULL;
-
-        if (r == NULL)
-            fprintf(stderr, "fuzz_proxy: rule %zu skipped: %s\n", i, j ? err.msg : "bad JSON");
-        else
-            CHECK(mgw_faults_add(faults, r) >= 0);
-        cJSON_Delete(j);
-    }
+    peer_ctx_init("fuzz_proxy", rules, sizeof rules / sizeof rules[0]);
     return 0;
-}
-
-/* buf[0..len) must be whole frames (after a handshake of hello_len bytes). */
-static void check_frames(const uint8_t *buf, size_t len, size_t skip)
-{
-    size_t off = skip;
-
-    while (off < len) {
-        struct ibw_frame f;
-        ssize_t n = ibw_frame_parse(buf + off, len - off, IBW_MAX_FRAME, &f);
-
-        CHECK(n > 0);
-        off += (size_t)n;
-    }
 }
 
 static const uint8_t hello[] = "API\0\0\0\0\x09v100..178";
@@ -178,9 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     mode = data[0];
-    peer.out_len = peer.up_len = 0;
-    peer.overflow = false;
-    peer.closes = 0;
+    peer_reset(&peer);
     ctx.faults = (mode & 2) ? faults : NULL;
     mgw_session_init(&s, &ctx, ++next_id, &peer_io, &peer);
     CHECK(mgw_session_proxy(&s, peer_upstream) == 0);

@@ -6,10 +6,7 @@
  *
  * Input: byte 0 = mode (bits 0-1: 0 raw, 1 after the hello, 2-3 after hello + START_API;
  * bit 2: fault engine on; bits 3-7: the size of the pieces), then the bytes fed. */
-#include <stdbool.h>
-#include <string.h>
-
-#include <cjson/cJSON.h>
+#include <stdio.h>
 
 #include "fault.h"
 #include "fixtures.h"
@@ -18,64 +15,7 @@
 #include "mockgw.h"
 #include "session.h"
 
-struct peer {
-    uint8_t out[1 << 20];
-    size_t out_len;
-    bool overflow;
-    int closes;
-};
-
-static struct mgw_config cfg;
-static struct mgw_fixtures *fixtures;
-static struct mgw_ctx ctx;
-static struct mgw_faults *faults;
-static uint64_t mono = 1000;
-static uint64_t next_id;
-
-static uint64_t fake_mono(void *clock)
-{
-    (void)clock;
-    return mono;
-}
-
-static int64_t fake_wall(void *clock)
-{
-    (void)clock;
-    return 1764000000000LL + (int64_t)mono;
-}
-
-static void peer_send(void *data, const uint8_t *buf, size_t len)
-{
-    struct peer *p = data;
-
-    CHECK(p->closes == 0); /* nothing is ever sent after close */
-    if (p->out_len + len > sizeof p->out) {
-        p->overflow = true;
-        return;
-    }
-    memcpy(p->out + p->out_len, buf, len);
-    p->out_len += len;
-}
-
-static void peer_close(void *data, enum mgw_close_how how)
-{
-    struct peer *p = data;
-
-    (void)how;
-    p->closes++;
-    CHECK(p->closes == 1);
-}
-
-static void peer_fault(void *data, const struct mgw_action *a, enum mgw_event_phase phase,
-                       int req_id)
-{
-    (void)data;
-    (void)a;
-    (void)phase;
-    (void)req_id; /* transport actions are the server's: not modelled here */
-}
-
-static const struct mgw_session_io peer_io = { peer_send, peer_close, peer_fault };
+#include "peer.h"
 
 /* Rules acting in the session itself (not transport): errors with follow-ups, silence, half
  * ready, 326, state switches; some only with a probability, so the draws are fuzzed too. */
@@ -95,47 +35,10 @@ static const char *const rules[] = {
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    struct mgw_err err;
-
     (void)argc;
     (void)argv;
-    setenv("TZ", "EST5", 1);
-    mgw_config_init(&cfg);
-    fixtures = mgw_fixtures_default(&err);
-    CHECK(fixtures != NULL);
-    CHECK(mgw_ctx_init(&ctx, &cfg, fixtures, NULL) == 0);
-    ctx.mono_ms = fake_mono;
-    ctx.wall_ms = fake_wall;
-    faults = mgw_faults_new(42);
-    CHECK(faults != NULL);
-    for (size_t i = 0; i < sizeof rules / sizeof rules[0]; i++) {
-        cJSON *j = cJSON_Parse(rules[i]);
-        struct mgw_rule *r = j ? mgw_rule_parse(j, "fuzz", "$", &err) : NULL;
-
-        if (r == NULL) { /* a rule this build does not know: the others still run */
-            fprintf(stderr, "fuzz_session: rule %zu skipped: %s\n", i, j ? err.msg : "bad JSON");
-        } else {
-            CHECK(mgw_faults_add(faults, r) >= 0);
-        }
-        cJSON_Delete(j);
-    }
+    peer_ctx_init("fuzz_session", rules, sizeof rules / sizeof rules[0]);
     return 0;
-}
-
-/* The output must be whole frames. */
-static void check_frames(const struct peer *p)
-{
-    size_t off = 0;
-
-    if (p->overflow)
-        return;
-    while (off < p->out_len) {
-        struct ibw_frame f;
-        ssize_t n = ibw_frame_parse(p->out + off, p->out_len - off, IBW_MAX_FRAME, &f);
-
-        CHECK(n > 0);
-        off += (size_t)n;
-    }
 }
 
 static const uint8_t hello[] = { 'A', 'P', 'I', 0,   0,   0,   0,   9,  'v',
@@ -153,9 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     mode = data[0];
     piece = 1 + (mode >> 3) * 8;
-    peer.out_len = 0;
-    peer.overflow = false;
-    peer.closes = 0;
+    peer_reset(&peer);
     ctx.faults = (mode & 4) ? faults : NULL;
     mgw_session_init(&s, &ctx, ++next_id, &peer_io, &peer);
     mgw_session_accept(&s);
@@ -176,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         mgw_session_feed(&s, data + off, len);
         off += len;
     }
-    check_frames(&peer);
+    if (!peer.overflow) /* the output must be whole frames */
+        check_frames(peer.out, peer.out_len, 0);
     mgw_session_end(&s);
     mgw_ctx_clear_busy(&ctx);
     return 0;
