@@ -478,6 +478,15 @@ static void connect_now(struct entry *e)
         min_u64(e->acq->deadline_ms, sat_add(uv_now(p->loop), p->cfg.connect_timeout_ms));
     int rc;
 
+    /* A permit taken while the breaker was closed, then a wait for the handshake lock during
+     * which another attempt failed and opened it: no connect(2) now (the harness's schedules
+     * caught a gateway accept 237 ms after the breaker opened). The half-open probe's own
+     * permit (a token) goes on. */
+    if (e->permit.token == 0 && ibcore_breaker_state(p->breaker) != IBCORE_BREAKER_CLOSED &&
+        ibcore_breaker_state(p->breaker) != IBCORE_BREAKER_DISABLED) {
+        connect_done(e, IBCORE_EBREAKER);
+        return;
+    }
     ibcore_conn_opts_init(&o);
     o.host = p->host;
     o.port = p->cfg.port;

@@ -298,6 +298,39 @@ static void pool_closes_its_own_close_wait_connections_only(void **state)
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* ---- the breaker, checked again after the handshake lock ------------------------------------ */
+
+/* Two acquires at once: the first holds the handshake lock and is reset, which opens the
+ * breaker (threshold 1); the second, which took its permit while the breaker was closed and
+ * then waited for the lock, must not connect. */
+static void pool_breaker_opened_during_the_lock_wait_stops_the_connect(void **state)
+{
+    struct fixture *fx = *state;
+    struct ibcore_breaker_config bc;
+    struct ibcore_breakers *reg;
+    struct got a, b;
+
+    start_server(fx, "{\"rules\":[{\"match\":{\"phase\":\"start_api\",\"conn\":1},"
+                     "\"action\":{\"type\":\"reset\"}}]}");
+    ibcore_breaker_config_init(&bc);
+    bc.failure_threshold = 1;
+    reg = ibcore_breakers_new(&fx->loop, &bc, NULL, NULL);
+    assert_non_null(reg);
+    fx->pc.max_size = 2;
+    new_pool(fx, reg);
+    acquire_start(fx, &a, 3000);
+    acquire_start(fx, &b, 3000);
+    RUN_UNTIL(fx, a.calls > 0 && b.calls > 0);
+    run_for(fx, 100);
+    assert_int_equal(a.status, UV_ECONNRESET);
+    assert_int_equal(b.status, IBCORE_EBREAKER);
+    assert_int_equal(fx->srv->counters.accepted, 1); /* nothing reached the gateway after */
+    assert_int_equal(stats(fx).live, 0);
+    pool_close(fx);
+    ibcore_breakers_close(reg, NULL, NULL);
+    run_for(fx, 10);
+}
+
 /* ---- breaker telemetry reaches the log too --------------------------------------------------- */
 
 static int telemetry_calls;
@@ -346,6 +379,7 @@ int main(void)
         T(pool_max_lifetime_retires_idle_ones_never_lent_ones),
         T(pool_suspend_makes_idle_connections_revalidate),
         T(pool_closes_its_own_close_wait_connections_only),
+        T(pool_breaker_opened_during_the_lock_wait_stops_the_connect),
         T(breaker_transitions_go_to_the_callback_and_the_log),
 #undef T
     };
