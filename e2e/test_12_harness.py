@@ -299,3 +299,239 @@ def test_gateway_down_without_anything_listening(tmp_path):
     r = harness("--scenario", down, "--gateway", f"127.0.0.1:{port}")
     assert r.returncode == 0, r.stdout + r.stderr
     assert time.monotonic() - t0 < 5
+
+
+# ---- generators, shrinking, the soak ---------------------------------------------------------
+
+SHRINKS = ROOT / "tests" / "scenarios" / "shrinks-on-purpose.json"
+LEAKS = ROOT / "tests" / "scenarios" / "soak-leaks-on-purpose.json"
+
+
+def replay_lines(out):
+    return [line.strip()[len("replay: "):] for line in out.splitlines()
+            if line.strip().startswith("replay: ")]
+
+
+def test_help_names_the_new_options_and_the_probe():
+    r = harness("--help")
+    assert r.returncode == 0
+    assert "harness probe HOST:PORT [--serve [ADDR:]PORT] [--json]" in r.stdout
+    assert "--artifacts DIR" in r.stdout and "--mockgw FILE" in r.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--level", "basic", "--artifacts", "/nonexistent"),
+     "harness: --artifacts /nonexistent: not a directory"),
+    (("--level", "basic", "--mockgw", "/nonexistent"),
+     "harness: --mockgw /nonexistent: not an executable file"),
+    (("--level", "basic", "--artifacts"), "harness: --artifacts needs a value"),
+])
+def test_new_option_usage_errors_exit_2(args, message):
+    r = harness(*args)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.split("\n")[0] == message
+
+
+def test_list_exhaustive_has_generators_and_the_soak():
+    r = harness("--list", "--level", "exhaustive")
+    assert r.returncode == 0
+    names = [line.split()[0] for line in r.stdout.splitlines()]
+    for name in ("random-schedules", "random-schedules-crowded", "random-schedules-validation",
+                 "soak", "200-concurrent-acquirers", "restart-storm",
+                 "zombies-detected-and-closed"):
+        assert name in names
+
+
+@pytest.mark.timeout_s(60)
+def test_generator_failure_is_shrunk_written_and_replayed(tmp_path):
+    js, xml = tmp_path / "r.json", tmp_path / "r.xml"
+    r = harness("--scenario", SHRINKS, "--artifacts", tmp_path, "--json", js, "--junit", xml)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert last_line(r.stdout) == "DO NOT DEPLOY: 1 failed"
+    assert "$.expect.journal.events.client_id_in_use: 1 in the journal, expected 0" in r.stdout
+    assert "shrunk from " in r.stdout
+    # Minimal: the 326 fault once, and one plain acquire.
+    [minimal] = [line for line in r.stdout.splitlines() if "minimal schedule: " in line]
+    steps = minimal.split("minimal schedule: ", 1)[1].split("; ")
+    assert len(steps) == 2, minimal
+    assert steps[0] == "0: fault refuse_client_id times=1"
+    assert steps[1].startswith("1: op acquire count=1 concurrency=1 ")
+    assert "async" not in steps[1] and "keep" not in steps[1]
+
+    [replay] = replay_lines(r.stdout)
+    artifact = Path(shlex.split(replay)[2])
+    assert artifact.parent == tmp_path and artifact.exists()
+    doc = json.loads(artifact.read_text())
+    generated = [s for s in doc["steps"] if not s.get("note", "").startswith(("heal", "the gateway"))]
+    assert len(generated) == 2
+    assert generated[0]["body"]["action"]["type"] == "refuse_client_id"
+    assert generated[1]["core"] == "acquire" and generated[1]["count"] == 1
+    assert doc["steps"][-1]["core"] == "recover"
+    assert replay.endswith(f"--seed {doc['seed']}")
+
+    report = json.loads(js.read_text())
+    [sc] = report["scenarios"]
+    assert sc["result"] == "fail" and sc["artifact"] == str(artifact)
+    assert sc["replay"] == replay and sc["schedules"] >= 1
+    [case] = ET.parse(xml).getroot().findall("./testsuite/testcase")
+    props = {p.get("name"): p.get("value") for p in case.findall("./properties/property")}
+    assert props["artifact"] == str(artifact) and props["replay"] == replay
+
+    # The written schedule fails again, the same way.
+    again = subprocess.run(shlex.split(replay), capture_output=True, text=True, timeout=60, cwd="/")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "$.expect.journal.events.client_id_in_use: 1 in the journal, expected 0" in again.stdout
+
+
+@pytest.mark.timeout_s(60)
+def test_generator_same_seed_same_schedules(tmp_path):
+    def first_failure(seed, sub):
+        d = tmp_path / sub
+        d.mkdir()
+        r = harness("--scenario", SHRINKS, "--seed", seed, "--artifacts", d)
+        assert r.returncode == 1, r.stdout
+        [line] = [l for l in r.stdout.splitlines() if l.strip().startswith("schedule ")]
+        return line.strip(), sorted(p.name for p in d.iterdir())
+    a, b = first_failure(7, "a"), first_failure(7, "b")
+    assert a == b                              # the same schedule fails, written under the same name
+    assert a[1] == [f"shrinks-on-purpose-seed7-schedule{a[0].split()[1]}.json"]
+
+
+@pytest.mark.timeout_s(60)
+def test_small_generator_passes(tmp_path):
+    gen = write(tmp_path, "gen.json", {
+        "name": "small-gen", "levels": ["exhaustive"],
+        "core": {"max_size": 2, "connect_timeout_ms": 100, "client_id_pause_ms": 10,
+                 "quarantine_ms": 100, "breaker": {"failure_threshold": 3, "open_ms": 100}},
+        "generate": {"schedules": 15, "steps_per_schedule": 5, "deadline_ms": 150,
+                     "max_wait_ms": 20, "max_after_ms": 40, "max_down_ms": 60}})
+    r = harness("--scenario", gen, "--seed", 4)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "15 schedules, 0 failed" in r.stdout
+    assert last_line(r.stdout) == "DEPLOY: OK"
+
+
+@pytest.mark.timeout_s(60)
+def test_soak_fails_on_a_descriptor_leak():
+    r = harness("--scenario", LEAKS)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "$.soak: open descriptors grew from " in r.stdout
+    assert last_line(r.stdout) == "DO NOT DEPLOY: 1 failed"
+
+
+# ---- probe -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args,message", [
+    ((), "harness probe: give the gateway as HOST:PORT"),
+    (("localhost:4002",), "harness probe: localhost:4002: expected HOST:PORT with a numeric host"),
+    (("127.0.0.1:4002", "--threshold", "101"),
+     "harness probe: --threshold 101: expected an integer 0..100"),
+    (("127.0.0.1:4002", "--timeout-ms", "0"),
+     "harness probe: --timeout-ms 0: expected an integer 1..600000"),
+    (("127.0.0.1:4002", "--serve", "nowhere"),
+     "harness probe: --serve nowhere: expected [ADDR:]PORT with a numeric ADDR"),
+    (("127.0.0.1:4002", "--bogus"), "harness probe: unknown option --bogus"),
+    (("127.0.0.1:4002", "extra"), "harness probe: unexpected argument 'extra'"),
+])
+def test_probe_usage_errors_exit_2(args, message):
+    r = harness("probe", *args)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert r.stderr.split("\n")[0] == message
+    assert r.stdout == ""
+
+
+def test_probe_help():
+    r = harness("probe", "--help")
+    assert r.returncode == 0
+    assert r.stdout.startswith("usage: harness probe HOST:PORT")
+    for endpoint in ("/api/v1/ib/resilience", "/api/v1/ib/health", "/api/v1/ib/status"):
+        assert endpoint in r.stdout
+
+
+def test_probe_once_healthy_gateway(external):
+    r = harness("probe", f"127.0.0.1:{external.api}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.startswith(f"gateway 127.0.0.1:{external.api}: acquire ok in ")
+    assert last_line(r.stdout) == "HEALTHY (threshold 75)"
+    r = harness("probe", f"127.0.0.1:{external.api}", "--json", "--threshold", "90")
+    assert r.returncode == 0, r.stdout + r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["score"]["total"] >= 90 and doc["breaker"]["state"] == "closed"
+    assert doc["probe"] == {**doc["probe"], "acquire": "ok", "error": None, "threshold": 90,
+                            "healthy": True, "gateway": f"127.0.0.1:{external.api}"}
+    assert doc["client_ids"]["first"] == 99
+
+
+def test_probe_once_gateway_down_exits_1():
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    t0 = time.monotonic()
+    r = harness("probe", f"127.0.0.1:{port}", "--json", "--timeout-ms", "2000")
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert time.monotonic() - t0 < 5
+    doc = json.loads(r.stdout)
+    assert doc["probe"]["acquire"] == "refused" and doc["probe"]["healthy"] is False
+    assert doc["score"]["total"] < 75
+
+
+def http_get(port, path, method="GET"):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        c.request(method, path)
+        resp = c.getresponse()
+        body = resp.read()
+        return resp.status, (json.loads(body) if body else None), resp.getheader("Content-Type")
+    finally:
+        c.close()
+
+
+def wait_until(cond, timeout_s):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.05)
+    return cond()
+
+
+@pytest.mark.timeout_s(60)
+def test_probe_serve_endpoints_and_sigterm(tmp_path):
+    gw = ExternalMockgw(tmp_path)
+    proc = subprocess.Popen([harness_bin(), "probe", f"127.0.0.1:{gw.api}", "--serve",
+                             "127.0.0.1:0", "--interval-ms", "200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("harness probe: serving http://127.0.0.1:"), line
+        port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert wait_until(lambda: http_get(port, "/api/v1/ib/health")[0] == 200, 5)
+
+        status, doc, ctype = http_get(port, "/api/v1/ib/resilience")
+        assert status == 200 and ctype == "application/json"
+        assert doc["score"]["total"] >= 75 and doc["probe"]["acquire"] == "ok"
+        status, doc, _ = http_get(port, "/api/v1/ib/health")
+        assert status == 200 and doc["status"] == "healthy" and doc["threshold"] == 75
+        status, doc, _ = http_get(port, "/api/v1/ib/status?verbose=1")
+        assert status == 200 and doc["status"] == "success"
+        assert doc["data"]["overall_resilience_score"] >= 75 and doc["data"]["healthy"] is True
+        assert set(doc["data"]["components"]) >= {"breaker", "connectivity", "zombies"}
+        assert http_get(port, "/api/v1/ib/nope")[0] == 404
+        assert http_get(port, "/api/v1/ib/health", "POST")[0] == 405
+        assert http_get(port, "/api/v1/ib/health", "HEAD")[0] == 200
+
+        gw.stop()  # the gateway goes away: the live score falls, health turns 503
+        assert wait_until(lambda: http_get(port, "/api/v1/ib/health")[0] == 503, 10)
+        status, doc, _ = http_get(port, "/api/v1/ib/status")
+        assert status == 200 and doc["data"]["overall_resilience_score"] < 75
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        gw.stop()

@@ -1,10 +1,13 @@
 /* Reading facts out of JSON the run collected: the gateway's journal and the pool's status. */
 #include "internal.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 const cJSON *harness__json_get(const cJSON *doc, const char *dotted)
 {
@@ -148,4 +151,72 @@ unsigned harness__journal_count(const cJSON *entries, const char *name)
         n += ev != NULL && strcmp(ev, name) == 0;
     }
     return n;
+}
+
+bool harness__iso_ms(const char *s, uint64_t *ms)
+{
+    struct tm tm;
+    unsigned frac = 0, digits = 0;
+    const char *p;
+    time_t t;
+
+    memset(&tm, 0, sizeof tm);
+    if (s == NULL || (p = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm)) == NULL)
+        return false;
+    if (*p == '.') {
+        for (p++; *p >= '0' && *p <= '9'; p++)
+            if (digits++ < 3)
+                frac = frac * 10 + (unsigned)(*p - '0');
+        while (digits++ < 3)
+            frac *= 10;
+    }
+    if (*p != 'Z' || (t = timegm(&tm)) == (time_t)-1 || t < 0)
+        return false;
+    *ms = (uint64_t)t * 1000u + frac;
+    return true;
+}
+
+long harness__rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size, resident;
+    long page = sysconf(_SC_PAGESIZE);
+    int n;
+
+    if (f == NULL)
+        return -1;
+    n = fscanf(f, "%lu %lu", &size, &resident);
+    fclose(f);
+    if (n != 2 || page <= 0)
+        return -1;
+    return (long)(resident * (unsigned long)page / 1024u);
+}
+
+int harness__fd_count(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the directory stream's own */
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+
+    return (x > y) - (x < y);
+}
+
+double harness__median(double *v, size_t n)
+{
+    if (n == 0)
+        return 0;
+    qsort(v, n, sizeof *v, by_value);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }

@@ -85,4 +85,24 @@ extern const char *const harness__breaker_states[];
 /* Heap copy; NULL stays NULL (and out of memory gives NULL). */
 char *harness__strdup(const char *s);
 
+/* splitmix64: advances *state and returns the next value. */
+uint64_t harness__splitmix64(uint64_t *state);
+
+/* Runs a scenario with "generate" (explore.c): every schedule, the first failing ones shrunk
+ * and written out. Same contract as harness_run(). */
+int harness__generate_run(uv_loop_t *loop, const struct harness_scenario *sc,
+                          const struct harness_run_opts *o, struct harness_result *res);
+/* Adds a failure message to res (at most HARNESS_MAX_FAILURES are kept; all are counted). */
+void harness__result_fail(struct harness_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* This process's resident set (KiB) and open descriptors; -1 when /proc cannot tell. */
+long harness__rss_kib(void);
+int harness__fd_count(void);
+/* "2026-11-25T18:30:00.123Z" (the journal's and the telemetry's "t"/"wall") as ms since the
+ * epoch; false when it is not that. */
+bool harness__iso_ms(const char *s, uint64_t *ms);
+/* The median of v[0..n) (sorts v); 0 for n == 0. */
+double harness__median(double *v, size_t n);
+
 #endif /* HARNESS_INTERNAL_H */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include "harness.h"
@@ -28,6 +29,7 @@
 
 static const char usage_text[] =
     "usage: harness --level LEVEL | --scenario FILE... [options]\n"
+    "       harness probe HOST:PORT [--serve [ADDR:]PORT] [--json] [options]\n"
     "\n"
     "Runs scenarios against the core (libibcore) and a fake IB Gateway (mockgw) and reports\n"
     "whether the code may ship. The last line of the output is \"DEPLOY: OK\" or\n"
@@ -44,6 +46,10 @@ static const char usage_text[] =
     "                            scenarios that need it are skipped without it\n"
     "  -d, --scenarios-dir DIR   where basic/, standard/, exhaustive/ are (default:\n"
     "                            $HARNESS_SCENARIOS, next to the binary, or the source tree)\n"
+    "  -A, --artifacts DIR       where minimal failing schedules are written (default\n"
+    "                            $TMPDIR, else /tmp)\n"
+    "  -M, --mockgw FILE         the mockgw binary for gateway_process scenarios (default\n"
+    "                            $MOCKGW_BIN, else next to this program)\n"
     "  -j, --json FILE           write a JSON report\n"
     "  -J, --junit FILE          write a JUnit XML report (one testcase per scenario)\n"
     "  -L, --list                list the selected scenarios, run nothing\n"
@@ -51,7 +57,28 @@ static const char usage_text[] =
     "  -V, --version             the version\n"
     "\n"
     "Exit status: 0 every scenario passed, 1 any failed, 2 usage error or bad scenario file.\n"
-    "Every failure prints the command that replays it.\n";
+    "Every failure prints the command that replays it. 'harness probe --help' describes the\n"
+    "probe.\n";
+
+static const char probe_usage_text[] =
+    "usage: harness probe HOST:PORT [--serve [ADDR:]PORT] [--json] [options]\n"
+    "\n"
+    "The core's live status of a gateway (real or fake): a pool of one connection acquires\n"
+    "(validates) a connection and gives it back, then prints the pool's status and score.\n"
+    "\n"
+    "  -s, --serve [ADDR:]PORT   serve it over HTTP instead (ADDR defaults to 127.0.0.1):\n"
+    "                            GET /api/v1/ib/resilience, /api/v1/ib/health (200 or 503),\n"
+    "                            /api/v1/ib/status (data.overall_resilience_score); runs until\n"
+    "                            SIGTERM or SIGINT (exit 0)\n"
+    "  -j, --json                print the status JSON (with a \"probe\" object)\n"
+    "  -t, --threshold N         healthy when the score is at least N (0..100, default 75)\n"
+    "  -T, --timeout-ms MS       the acquire's deadline (default 10000)\n"
+    "  -c, --client-id N         the first client id tried (default 99; then N+1, N+2)\n"
+    "  -i, --interval-ms MS      serving: a fresh acquire this often (default 5000)\n"
+    "  -h, --help                this text\n"
+    "\n"
+    "Exit status: 0 healthy (score >= threshold), 1 not healthy (or serving failed),\n"
+    "2 usage error.\n";
 
 struct opts {
     int level; /* -1: none */
@@ -66,6 +93,7 @@ struct opts {
     const char *gateway_arg, *admin_arg;
     const char *dir;
     const char *json, *junit;
+    const char *artifacts, *mockgw;
     bool list;
 };
 
@@ -121,6 +149,21 @@ static bool parse_addr(const char *s, char *host, size_t cap, int *port)
     host[n] = '\0';
     *port = (int)p;
     return uv_ip4_addr(host, 1, &a4) == 0 || uv_ip6_addr(host, 1, &a6) == 0;
+}
+
+/* HOST:0 (a port picked by the system) is fine where we listen. */
+static bool parse_addr_any_port(const char *s, char *host, size_t cap, int *port)
+{
+    char tmp[80];
+    size_t n = strlen(s);
+
+    if (n < 2 || n + 1 >= sizeof tmp || strcmp(s + n - 2, ":0") != 0)
+        return false;
+    snprintf(tmp, sizeof tmp, "%.*s:1", (int)(n - 2), s);
+    if (!parse_addr(tmp, host, cap, port))
+        return false;
+    *port = 0;
+    return true;
 }
 
 static bool is_dir(const char *p)
@@ -179,6 +222,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         { "scenarios-dir", required_argument, NULL, 'd' },
         { "json", required_argument, NULL, 'j' },
         { "junit", required_argument, NULL, 'J' },
+        { "artifacts", required_argument, NULL, 'A' },
+        { "mockgw", required_argument, NULL, 'M' },
         { "list", no_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -189,7 +234,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     memset(o, 0, sizeof *o);
     o->level = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:s:o:S:g:a:d:j:J:LhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:s:o:S:g:a:d:j:J:A:M:LhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             if (o->level >= 0)
@@ -231,6 +276,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'J':
             o->junit = optarg;
             break;
+        case 'A':
+            if (!is_dir(optarg))
+                return usage_error("--artifacts %s: not a directory", optarg);
+            o->artifacts = optarg;
+            break;
+        case 'M':
+            if (access(optarg, X_OK) != 0)
+                return usage_error("--mockgw %s: not an executable file", optarg);
+            o->mockgw = optarg;
+            break;
         case 'L':
             o->list = true;
             break;
@@ -258,9 +313,10 @@ static int parse_args(int argc, char **argv, struct opts *o)
     return -1; /* go on */
 }
 
-/* The command that reruns one scenario exactly. */
+/* The command that reruns one scenario exactly (a generator's minimal failing schedule when it
+ * wrote one: path). */
 static char *replay_command(const char *argv0, const struct opts *o,
-                            const struct harness_scenario *sc, uint64_t seed)
+                            const struct harness_scenario *sc, const char *path, uint64_t seed)
 {
     char abs[PATH_MAX], seed_s[32];
     const char *parts[8];
@@ -271,7 +327,9 @@ static char *replay_command(const char *argv0, const struct opts *o,
 
     parts[n++] = argv0;
     parts[n++] = "--scenario";
-    parts[n++] = realpath(sc->path, abs) != NULL ? abs : sc->path;
+    if (path == NULL)
+        path = sc->path;
+    parts[n++] = realpath(path, abs) != NULL ? abs : path;
     snprintf(seed_s, sizeof seed_s, "%llu", (unsigned long long)seed);
     parts[n++] = "--seed";
     parts[n++] = seed_s;
@@ -311,6 +369,205 @@ static void list_scenarios(struct harness_scenario **list, unsigned n)
     }
 }
 
+/* ---- harness probe ----------------------------------------------------------------------------
+ */
+
+struct probe_cli {
+    struct harness_probe_opts po;
+    char gw_host[64], serve_host[64];
+    int serve_port; /* -1: once */
+    bool json;
+};
+
+static int probe_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int probe_usage_error(const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "harness probe: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'harness probe --help'.\n");
+    return EXIT_USAGE;
+}
+
+static int probe_args(int argc, char **argv, struct probe_cli *pc)
+{
+    static const struct option longopts[] = {
+        { "serve", required_argument, NULL, 's' },
+        { "json", no_argument, NULL, 'j' },
+        { "threshold", required_argument, NULL, 't' },
+        { "timeout-ms", required_argument, NULL, 'T' },
+        { "client-id", required_argument, NULL, 'c' },
+        { "interval-ms", required_argument, NULL, 'i' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    uint64_t v;
+    int c;
+
+    memset(pc, 0, sizeof *pc);
+    harness_probe_opts_init(&pc->po);
+    pc->serve_port = -1;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":s:jt:T:c:i:h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            if (parse_u64(optarg, 65535, &v)) { /* a port alone: loopback */
+                snprintf(pc->serve_host, sizeof pc->serve_host, "127.0.0.1");
+                pc->serve_port = (int)v;
+            } else if (!parse_addr_any_port(optarg, pc->serve_host, sizeof pc->serve_host,
+                                            &pc->serve_port) &&
+                       !parse_addr(optarg, pc->serve_host, sizeof pc->serve_host,
+                                   &pc->serve_port)) {
+                return probe_usage_error("--serve %s: expected [ADDR:]PORT with a numeric ADDR",
+                                         optarg);
+            }
+            break;
+        case 'j':
+            pc->json = true;
+            break;
+        case 't':
+            if (!parse_u64(optarg, 100, &v))
+                return probe_usage_error("--threshold %s: expected an integer 0..100", optarg);
+            pc->po.threshold = (unsigned)v;
+            break;
+        case 'T':
+            if (!parse_u64(optarg, 600000, &v) || v == 0)
+                return probe_usage_error("--timeout-ms %s: expected an integer 1..600000", optarg);
+            pc->po.timeout_ms = v;
+            break;
+        case 'c':
+            if (!parse_u64(optarg, 2147483600, &v))
+                return probe_usage_error("--client-id %s: expected a non-negative integer", optarg);
+            pc->po.client_id = (int)v;
+            break;
+        case 'i':
+            if (!parse_u64(optarg, 3600000, &v) || v < 100)
+                return probe_usage_error("--interval-ms %s: expected an integer 100..3600000",
+                                         optarg);
+            pc->po.interval_ms = v;
+            break;
+        case 'h':
+            fputs(probe_usage_text, stdout);
+            return 0;
+        case ':':
+            return probe_usage_error("%s needs a value", argv[optind - 1]);
+        default:
+            return probe_usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return probe_usage_error("give the gateway as HOST:PORT");
+    if (optind + 1 < argc)
+        return probe_usage_error("unexpected argument '%s'", argv[optind + 1]);
+    if (!parse_addr(argv[optind], pc->gw_host, sizeof pc->gw_host, &pc->po.port))
+        return probe_usage_error("%s: expected HOST:PORT with a numeric host", argv[optind]);
+    pc->po.host = pc->gw_host;
+    return -1;
+}
+
+static void print_probe(const struct probe_cli *pc, const struct harness_probe_result *res)
+{
+    cJSON *doc = res->status_json != NULL ? cJSON_Parse(res->status_json) : NULL;
+    const cJSON *sc = cJSON_GetObjectItemCaseSensitive(doc, "score");
+    char *text;
+
+    if (pc->json) {
+        if ((text = doc != NULL ? cJSON_Print(doc) : NULL) != NULL)
+            printf("%s\n", text);
+        cJSON_free(text);
+        cJSON_Delete(doc);
+        return;
+    }
+    printf("gateway %s:%d: acquire %s in %llu ms%s%s\n", pc->po.host, pc->po.port,
+           harness_status_name(harness_status_of(res->acquire_status)),
+           (unsigned long long)res->acquire_ms, res->acquire_status != 0 ? ": " : "",
+           res->acquire_status != 0 ? ibcore_strerror(res->acquire_status) : "");
+    if (cJSON_IsObject(sc)) {
+        static const char *const parts[] = { "breaker", "connectivity", "probe_health",
+                                             "latency", "zombies",      "client_id",
+                                             NULL };
+
+        printf("score %u/100:", res->score);
+        for (unsigned i = 0; parts[i] != NULL; i++) {
+            const cJSON *v = cJSON_GetObjectItemCaseSensitive(sc, parts[i]);
+
+            printf(" %s %d", parts[i], cJSON_IsNumber(v) ? v->valueint : -1);
+        }
+        printf("\n");
+    } else {
+        printf("score %u/100\n", res->score);
+    }
+    printf("%s (threshold %u)\n", res->healthy ? "HEALTHY" : "NOT HEALTHY", pc->po.threshold);
+    cJSON_Delete(doc);
+}
+
+static struct harness_probe *serving;
+static uv_signal_t sig_term, sig_int;
+
+static void on_probe_stopped(void *data)
+{
+    (void)data;
+    serving = NULL;
+}
+
+static void on_stop_signal(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    harness_probe_stop(serving, on_probe_stopped, NULL);
+}
+
+static int probe_main(int argc, char **argv)
+{
+    struct harness_probe_result res;
+    struct probe_cli pc;
+    struct harness_err err;
+    uv_loop_t loop;
+    int rc;
+
+    if ((rc = probe_args(argc, argv, &pc)) >= 0)
+        return rc;
+    if (uv_loop_init(&loop) != 0)
+        return 1;
+    if (pc.serve_port < 0) {
+        rc = harness_probe_once(&loop, &pc.po, &res);
+        if (rc < 0) {
+            fprintf(stderr, "harness probe: %s\n", uv_strerror(rc));
+            uv_loop_close(&loop);
+            return rc == UV_EINVAL ? EXIT_USAGE : 1;
+        }
+        print_probe(&pc, &res);
+        rc = res.healthy ? 0 : 1;
+        harness_probe_result_clear(&res);
+        uv_loop_close(&loop);
+        return rc;
+    }
+    if (harness_probe_serve(&loop, &pc.po, pc.serve_host, pc.serve_port, &serving, &err) < 0) {
+        fprintf(stderr, "harness probe: --serve %s\n", err.msg);
+        uv_loop_close(&loop);
+        return 1;
+    }
+    uv_signal_init(&loop, &sig_term);
+    uv_signal_init(&loop, &sig_int);
+    uv_signal_start(&sig_term, on_stop_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_stop_signal, SIGINT);
+    printf("harness probe: serving http://%s%s%s:%d/api/v1/ib/{resilience,health,status} for "
+           "gateway %s:%d\n",
+           strchr(pc.serve_host, ':') ? "[" : "", pc.serve_host,
+           strchr(pc.serve_host, ':') ? "]" : "", harness_probe_port(serving), pc.po.host,
+           pc.po.port);
+    fflush(stdout);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return uv_loop_close(&loop) == 0 && serving == NULL ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
     struct harness_scenario **all = NULL, **list = NULL;
@@ -325,6 +582,8 @@ int main(int argc, char **argv)
     int rc;
 
     signal(SIGPIPE, SIG_IGN); /* libuv writes with write(2) */
+    if (argc >= 2 && strcmp(argv[1], "probe") == 0)
+        return probe_main(argc - 1, argv + 1);
     if ((rc = parse_args(argc, argv, &o)) >= 0)
         return rc;
     if (o.n_files > 0) {
@@ -379,6 +638,8 @@ int main(int argc, char **argv)
     harness_run_opts_init(&ro);
     ro.has_seed = o.has_seed;
     ro.seed = o.seed;
+    ro.artifacts_dir = o.artifacts;
+    ro.mockgw_bin = o.mockgw;
     if (o.gateway_arg != NULL) {
         ro.gateway_host = o.gw_host;
         ro.gateway_port = o.gw_port;
@@ -402,7 +663,10 @@ int main(int argc, char **argv)
             it->res.n_failures = it->res.failures[0] != NULL;
             it->res.n_failures_total = 1;
         }
-        it->replay = replay_command(argv[0], &o, list[i], it->res.seed);
+        it->replay =
+            it->res.artifact != NULL
+                ? replay_command(argv[0], &o, list[i], it->res.artifact, it->res.artifact_seed)
+                : replay_command(argv[0], &o, list[i], NULL, it->res.seed);
         printf("  %-40s %s %6.2f s\n", list[i]->name,
                it->res.verdict == HARNESS_PASS   ? "pass"
                : it->res.verdict == HARNESS_FAIL ? "FAIL"

@@ -150,6 +150,10 @@ int harness_report_json(const struct harness_report *r, const char *path, struct
             cJSON_AddItemToArray(a, cJSON_CreateString(it->res.failures[k]));
         cJSON_AddNumberToObject(o, "failures_total", it->res.n_failures_total);
         cJSON_AddStringToObject(o, "replay", it->replay);
+        if (it->sc->generate != NULL)
+            cJSON_AddNumberToObject(o, "schedules", it->res.schedules);
+        if (it->res.artifact != NULL)
+            cJSON_AddStringToObject(o, "artifact", it->res.artifact);
         if (it->res.core_log != NULL)
             cJSON_AddStringToObject(o, "core_log", it->res.core_log);
     }
@@ -287,6 +291,8 @@ int harness_report_junit(const struct harness_report *r, const char *path, struc
         sb_prop(&b, "levels", lv);
         sb_prop(&b, "replay", it->replay);
         sb_prop(&b, "measure", it->res.measure);
+        if (it->res.artifact != NULL)
+            sb_prop(&b, "artifact", it->res.artifact);
         sb_put(&b, "      </properties>\n", false);
         if (it->res.verdict == HARNESS_FAIL) {
             sb_put(&b, "      <failure type=\"scenario\"", false);

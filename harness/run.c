@@ -9,10 +9,14 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -20,12 +24,30 @@
 #include "internal.h"
 #include "mockgw.h"
 
+/* AddressSanitizer keeps freed memory in quarantine by design: RSS grows under it. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RSS_JUDGED false
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RSS_JUDGED false
+#endif
+#endif
+#ifndef RSS_JUDGED
+#define RSS_JUDGED true
+#endif
+
 #define TICK_MS        5
 #define ADMIN_TIMEOUT  3000
 #define TEARDOWN_MS    5000
 #define LATE_WINDOW_MS 30
 #define NO_STEP        UINT32_MAX
-#define LOG_KEEP       64 /* the core's log lines kept per run */
+#define LOG_KEEP       64  /* the core's log lines kept per run */
+#define BREAKER_GRACE  100 /* ms: a connect started just before the breaker opened may land */
+#define RECOVER_PAUSE  10  /* ms between the attempts of a recover step */
+#define SPAWN_READY_MS 5000
+#define SPAWN_STOP_MS  3000
+#define SOAK_TELEMETRY 4096  /* telemetry events kept during a soak */
+#define LAG_CAP        65536 /* spikes of the loop's lateness kept */
 
 enum op_kind { OP_ACQUIRE, OP_REQUEST, OP_HTTP, OP_LOCK };
 
@@ -49,6 +71,18 @@ struct op {
     char *body;                 /* admin calls: the response body */
     struct ibcore_hslock *lock; /* hold_lock: held until release_at_ms */
     struct harness_http *http;
+    uint64_t stall_at_start; /* the run's stalled ms when it started: a stall makes it late */
+};
+
+struct lag {
+    uint64_t at_ms, late_ms;
+};
+
+/* A breaker transition as the telemetry reported it. */
+struct transition {
+    uint64_t wall_ms;
+    bool to_open; /* open or forced open */
+    char what[40];
 };
 
 struct step_rt {
@@ -97,6 +131,30 @@ struct run {
     /* the core's log sink: the last LOG_KEEP lines */
     char *log[LOG_KEEP];
     unsigned log_next, log_n;
+    /* stall steps: how long the loop did not run */
+    uint64_t stall_total_ms;
+    /* the runner's tick: when it is due next, and how late it came lately */
+    uint64_t tick_due_ms;
+    struct lag *lags;
+    unsigned n_lags, cap_lags;
+    bool tick_closed;
+    /* breaker transitions with their wall time, for the open-breaker invariant */
+    struct transition *trs;
+    unsigned n_trs, cap_trs;
+    bool trs_truncated;
+    /* invariant tallies over operations (a soak frees finished ones as it goes) */
+    unsigned inv_never, inv_late, inv_overdue;
+    uint64_t ops_total;
+    /* soak: samples of RSS (KiB) and descriptors, preallocated */
+    double *rss, *fds;
+    unsigned n_samples, cap_samples, soak_rounds;
+    uint64_t next_sample_ms;
+    /* gateway_process: the mockgw child */
+    uv_process_t proc;
+    bool proc_spawned, proc_exited, proc_closed;
+    int64_t proc_exit_status;
+    int proc_term_signal;
+    char ready_path[PATH_MAX], script_path[PATH_MAX];
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -126,18 +184,33 @@ static void fail(struct run *r, const char *fmt, ...)
         res->n_failures++;
 }
 
+/* A failure that must show even when many came before it (the soak's verdict after a flood of
+ * per-round ones): it goes first. */
+static void fail_first(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void fail_first(struct run *r, const char *fmt, ...)
+{
+    struct harness_result *res = r->res;
+    char buf[512], *copy;
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    res->verdict = HARNESS_FAIL;
+    res->n_failures_total++;
+    if ((copy = harness__strdup(buf)) == NULL)
+        return;
+    if (res->n_failures == HARNESS_MAX_FAILURES)
+        free(res->failures[--res->n_failures]);
+    memmove(res->failures + 1, res->failures, res->n_failures * sizeof *res->failures);
+    res->failures[0] = copy;
+    res->n_failures++;
+}
+
 static int count_fds(void)
 {
-    DIR *d = opendir("/proc/self/fd");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return -1;
-    while ((e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory stream's own */
+    return harness__fd_count();
 }
 
 static void count_handle(uv_handle_t *h, void *arg)
@@ -164,9 +237,52 @@ static void describe_handle(uv_handle_t *h, void *arg)
                  uv_is_closing(h) ? " (closing)" : "");
 }
 
+/* The loop's own lateness: how late the runner's 5 ms timer fires. A deadline timer of the
+ * core that is due at the same moment fires as late, and that is the machine's (load, a
+ * sanitizer build), not the core's. Only spikes (late by more than a tick) are kept. */
 static void on_tick(uv_timer_t *t)
 {
-    (void)t;
+    struct run *r = t->data;
+    uint64_t now = now_ms(), late;
+
+    late = r->tick_due_ms != 0 && now > r->tick_due_ms ? now - r->tick_due_ms : 0;
+    r->tick_due_ms = now + TICK_MS;
+    if (late <= TICK_MS || r->n_lags >= LAG_CAP)
+        return;
+    if (r->n_lags == r->cap_lags) {
+        unsigned cap = r->cap_lags ? r->cap_lags * 2 : 64;
+        struct lag *n = realloc(r->lags, cap * sizeof *n);
+
+        if (n == NULL)
+            return;
+        r->lags = n;
+        r->cap_lags = cap;
+    }
+    r->lags[r->n_lags].at_ms = now;
+    r->lags[r->n_lags].late_ms = late;
+    r->n_lags++;
+}
+
+/* The most the loop ran late in [from, to] (monotonic ms). */
+static uint64_t loop_lag(const struct run *r, uint64_t from, uint64_t to)
+{
+    uint64_t most = 0;
+
+    for (unsigned i = 0; i < r->n_lags; i++)
+        if (r->lags[i].at_ms >= from && r->lags[i].at_ms <= to && r->lags[i].late_ms > most)
+            most = r->lags[i].late_ms;
+    return most;
+}
+
+/* A soak keeps only the spikes an unaccounted operation may still need. */
+static void prune_lags(struct run *r, uint64_t before)
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < r->n_lags; i++)
+        if (r->lags[i].at_ms >= before)
+            r->lags[k++] = r->lags[i];
+    r->n_lags = k;
 }
 
 static uint64_t loop_deadline(struct run *r, uint64_t ms)
@@ -230,11 +346,14 @@ static void release_due(struct run *r)
 typedef bool (*done_fn)(struct run *r, const void *arg);
 
 /* Runs the loop until done(r, arg) holds (true) or deadline_ms (monotonic) passes (false). */
+static void soak_sample(struct run *r);
+
 static bool drive(struct run *r, done_fn done, const void *arg, uint64_t deadline_ms)
 {
     for (;;) {
         release_due(r);
         check_stats(r);
+        soak_sample(r);
         if (done(r, arg))
             return true;
         if (now_ms() >= deadline_ms)
@@ -264,6 +383,7 @@ static struct op *op_new(struct run *r, unsigned step, enum op_kind kind, uint64
     op->client_id = -1;
     op->start_ms = now_ms();
     op->deadline_ms = op->start_ms + timeout_ms;
+    op->stall_at_start = r->stall_total_ms;
     *r->ops_tail = op;
     r->ops_tail = &op->next;
     r->n_ops++;
@@ -340,6 +460,16 @@ static void on_acquired(struct ibcore_conn *conn, int status, void *data)
         op->client_id = ibcore_conn_client_id(conn);
         if (!ibcore_conn_is_ready(conn))
             fail(r, "%s: acquire handed out a connection that is not ready", st->path);
+        for (const struct op *o = r->ops; o != NULL; o = o->next) {
+            if (o != op && o->conn != NULL && o->client_id == op->client_id &&
+                ibcore_conn_is_ready(o->conn)) {
+                fail(r,
+                     "invariant: %s: an acquire handed out a connection with client id %d while "
+                     "another lent connection holds that id",
+                     st->path, op->client_id);
+                break;
+            }
+        }
         if (r->pool_closing) {
             op->conn = NULL;
         } else if (st->keep) {
@@ -501,6 +631,24 @@ static cJSON *journal_since(struct run *r, uint64_t seq, const char *what)
 
 /* ---- telemetry ------------------------------------------------------------------------------- */
 
+static void record_transition(struct run *r, const struct transition *t)
+{
+    if (r->n_trs == r->cap_trs) {
+        unsigned cap = r->cap_trs ? r->cap_trs * 2 : 16;
+        struct transition *n;
+
+        if (r->sc->soak != NULL && r->n_trs >= SOAK_TELEMETRY) {
+            r->trs_truncated = true;
+            return;
+        }
+        if ((n = realloc(r->trs, cap * sizeof *n)) == NULL)
+            return;
+        r->trs = n;
+        r->cap_trs = cap;
+    }
+    r->trs[r->n_trs++] = *t;
+}
+
 static void on_telemetry(const char *json, void *data)
 {
     struct run *r = data;
@@ -513,11 +661,23 @@ static void on_telemetry(const char *json, void *data)
     if (r->reg_closed)
         r->tele_after_close = true;
     if (cJSON_IsString(ev) && strcmp(ev->valuestring, "transition") == 0 && cJSON_IsString(from) &&
-        cJSON_IsString(to))
+        cJSON_IsString(to)) {
+        const cJSON *wall = cJSON_GetObjectItemCaseSensitive(doc, "wall");
+        struct transition t;
+
         snprintf(buf, sizeof buf, "transition:%s->%s", from->valuestring, to->valuestring);
-    else
+        memset(&t, 0, sizeof t);
+        snprintf(t.what, sizeof t.what, "%s->%s", from->valuestring, to->valuestring);
+        t.to_open =
+            strcmp(to->valuestring, "open") == 0 || strcmp(to->valuestring, "forced_open") == 0;
+        if (cJSON_IsString(wall) && harness__iso_ms(wall->valuestring, &t.wall_ms))
+            record_transition(r, &t);
+    } else {
         snprintf(buf, sizeof buf, "%s", cJSON_IsString(ev) ? ev->valuestring : "?");
+    }
     cJSON_Delete(doc);
+    if (r->sc->soak != NULL && r->n_tele >= SOAK_TELEMETRY)
+        return; /* a soak's telemetry is counted at the start, not kept for ever */
     if (r->n_tele == r->cap_tele) {
         unsigned cap = r->cap_tele ? r->cap_tele * 2 : 32;
         char **n = realloc(r->tele, cap * sizeof *n);
@@ -911,6 +1071,8 @@ static void do_release(struct run *r, const struct harness_step *st)
         }
         n = st->count;
     }
+    if (n == 0)
+        return; /* nothing held: nothing to give back */
     for (unsigned i = from; i < from + n; i++) {
         int rc = ibcore_pool_release(r->pool, r->held[i]->conn);
 
@@ -920,6 +1082,70 @@ static void do_release(struct run *r, const struct harness_step *st)
     }
     memmove(r->held + from, r->held + from + n, (r->n_held - from - n) * sizeof *r->held);
     r->n_held -= n;
+}
+
+/* The score is what the core documents: each component within its maximum, and the total their
+ * sum, except 0 when the breaker and connectivity are both 0. */
+static void check_score(struct run *r, const struct harness_step *st)
+{
+    struct ibcore_score s;
+    unsigned sum;
+
+    if (ibcore_pool_score(r->pool, &s) != 0) {
+        fail(r, "%s: ibcore_pool_score failed", st->path);
+        return;
+    }
+    sum = s.breaker + s.connectivity + s.probe_health + s.latency + s.zombies + s.client_id;
+    if (s.breaker > 30 || s.connectivity > 25 || s.probe_health > 20 || s.latency > 10 ||
+        s.zombies > 10 || s.client_id > 5 ||
+        !(s.total == sum || (s.total == 0 && s.breaker == 0 && s.connectivity == 0)))
+        fail(r,
+             "invariant: %s: the score is inconsistent: total %u of breaker %u, connectivity %u, "
+             "probes %u, latency %u, zombies %u, client id %u",
+             st->path, s.total, s.breaker, s.connectivity, s.probe_health, s.latency, s.zombies,
+             s.client_id);
+}
+
+/* Acquires (each given back at once) until one succeeds, pausing between failures; true when
+ * one did before deadline (monotonic ms). */
+static bool recover(struct run *r, unsigned i, uint64_t deadline)
+{
+    const struct harness_step *st = &r->sc->steps[i];
+    uint64_t until = now_ms() + st->deadline_ms;
+    int last = UV_ETIMEDOUT;
+
+    if (until > deadline)
+        until = deadline;
+    while (now_ms() < until) {
+        struct op *op = op_new(r, i, OP_ACQUIRE, until - now_ms());
+        struct wait_arg pause;
+        int rc;
+
+        if (op == NULL)
+            return false;
+        r->rt[i].started++;
+        rc = ibcore_pool_acquire(r->pool, loop_deadline(r, until - now_ms()), on_acquired, op);
+        if (rc < 0) {
+            op->sync = true;
+            op->calls = 1;
+            op->status = rc;
+            op->end_ms = now_ms();
+            op->done_seq = ++r->done_seq;
+            r->rt[i].completed++;
+        } else if (!drive(r, op_done, op, deadline)) {
+            return false;
+        }
+        if (op->status == 0)
+            return true;
+        last = op->status;
+        pause.until_ms = now_ms() + RECOVER_PAUSE;
+        if (pause.until_ms >= until || !drive(r, time_reached, &pause, deadline))
+            break;
+    }
+    fail(r, "%s: the pool did not recover within %llu ms (the last acquire: \"%s\", %s)", st->path,
+         (unsigned long long)st->deadline_ms, harness_status_name(harness_status_of(last)),
+         ibcore_strerror(last));
+    return true; /* the step finished; its failure is recorded */
 }
 
 static void run_step(struct run *r, unsigned i)
@@ -953,6 +1179,8 @@ static void run_step(struct run *r, unsigned i)
 
         if (!pool_usable(r, st))
             return;
+        if ((unsigned)st->conn >= r->n_held && st->if_held)
+            break; /* nothing to ask: that is fine here */
         if ((unsigned)st->conn >= r->n_held) {
             fail(r, "%s.conn: no held connection %d (%u held: acquire with \"keep\": true)",
                  st->path, st->conn, r->n_held);
@@ -990,7 +1218,33 @@ static void run_step(struct run *r, unsigned i)
     case HARNESS_STEP_STATUS:
         if (!pool_usable(r, st))
             return;
+        check_score(r, st);
         break;
+    case HARNESS_STEP_RECOVER:
+        if (!pool_usable(r, st))
+            return;
+        ok = recover(r, i, deadline);
+        break;
+    case HARNESS_STEP_CLOSE_ZOMBIES:
+        if (!pool_usable(r, st))
+            return;
+        ibcore_pool_close_zombies(r->pool);
+        check_stats(r);
+        break;
+    case HARNESS_STEP_STALL: {
+        /* The runner blocks without running the loop, as a busy application does: whatever
+         * arrives meanwhile waits in the kernel (a FIN leaves the socket in CLOSE_WAIT). */
+        uint64_t until = now_ms() + st->wait_ms;
+        struct timespec ts;
+
+        for (uint64_t now = now_ms(); now < until; now = now_ms()) {
+            ts.tv_sec = (time_t)((until - now) / 1000u);
+            ts.tv_nsec = (long)((until - now) % 1000u) * 1000000L;
+            nanosleep(&ts, NULL);
+        }
+        r->stall_total_ms += st->wait_ms;
+        break;
+    }
     case HARNESS_STEP_CLOSE:
         if (!pool_usable(r, st))
             return;
@@ -1061,6 +1315,210 @@ static void on_registry_closed(void *data)
     ((struct run *)data)->reg_closed = true;
 }
 
+/* ---- the gateway as a child process (gateway_process) -------------------------------------- */
+
+static void on_proc_exit(uv_process_t *p, int64_t status, int sig)
+{
+    struct run *r = p->data;
+
+    r->proc_exited = true;
+    r->proc_exit_status = status;
+    r->proc_term_signal = sig;
+}
+
+static void on_proc_closed(uv_handle_t *h)
+{
+    ((struct run *)h->data)->proc_closed = true;
+}
+
+static bool is_exec(const char *p)
+{
+    return p != NULL && p[0] != '\0' && access(p, X_OK) == 0;
+}
+
+/* --mockgw (opts), $MOCKGW_BIN, or next to this program: ../mockgw/mockgw (the build tree),
+ * ./mockgw (installed side by side). */
+static const char *find_mockgw(const struct harness_run_opts *o, char *buf, size_t cap)
+{
+    static const char *const rel[] = { "/../mockgw/mockgw", "/mockgw", NULL };
+    char exe[PATH_MAX];
+    size_t len = sizeof exe;
+    char *slash;
+
+    if (o->mockgw_bin != NULL)
+        return is_exec(o->mockgw_bin) ? o->mockgw_bin : NULL;
+    if (is_exec(getenv("MOCKGW_BIN")))
+        return getenv("MOCKGW_BIN");
+    if (uv_exepath(exe, &len) != 0 || (slash = strrchr(exe, '/')) == NULL)
+        return NULL;
+    *slash = '\0';
+    for (unsigned i = 0; rel[i] != NULL; i++)
+        if (snprintf(buf, cap, "%s%s", exe, rel[i]) < (int)cap && is_exec(buf))
+            return buf;
+    return NULL;
+}
+
+/* The ready file is written by rename(), so it is whole once it is there. */
+static bool gateway_ready(struct run *r, const void *arg)
+{
+    char buf[512];
+    FILE *f;
+    size_t n;
+    cJSON *doc;
+    const cJSON *api, *admin;
+
+    if (r->proc_exited)
+        return true;
+    if ((f = fopen(r->ready_path, "r")) == NULL)
+        return false;
+    n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    if ((doc = cJSON_Parse(buf)) == NULL)
+        return false;
+    api = cJSON_GetObjectItemCaseSensitive(doc, "api");
+    admin = cJSON_GetObjectItemCaseSensitive(doc, "admin");
+    (void)arg;
+    if (cJSON_IsNumber(api) && cJSON_IsNumber(admin) && api->valueint > 0 && admin->valueint > 0) {
+        r->gw_port = api->valueint;
+        r->admin_port = admin->valueint;
+    }
+    cJSON_Delete(doc);
+    return r->gw_port > 0;
+}
+
+/* An argument vector in one buffer (uv_spawn takes char **). */
+struct argv_buf {
+    char *args[16];
+    unsigned n;
+    char store[3 * PATH_MAX + 256];
+    size_t used;
+};
+
+static void add_arg(struct argv_buf *av, const char *a)
+{
+    size_t len = strlen(a) + 1;
+
+    if (av->n + 1 >= sizeof av->args / sizeof av->args[0] || len > sizeof av->store - av->used)
+        return; /* cannot happen: paths are at most PATH_MAX */
+    memcpy(av->store + av->used, a, len);
+    av->args[av->n++] = av->store + av->used;
+    av->args[av->n] = NULL;
+    av->used += len;
+}
+
+static bool spawn_gateway(struct run *r, const struct harness_run_opts *o)
+{
+    static unsigned seq;
+    const char *dir = getenv("TMPDIR"), *bin;
+    char binbuf[PATH_MAX], seed[32];
+    struct argv_buf av;
+    uv_process_options_t po;
+    uv_stdio_container_t stdio[3];
+    int rc;
+
+    if ((bin = find_mockgw(o, binbuf, sizeof binbuf)) == NULL) {
+        fail(r, "gateway_process: no mockgw binary (give --mockgw FILE or set $MOCKGW_BIN)");
+        return false;
+    }
+    if (dir == NULL || dir[0] == '\0')
+        dir = "/tmp";
+    av.n = 0;
+    av.used = 0;
+    seq++;
+    snprintf(r->ready_path, sizeof r->ready_path, "%s/harness-%ld-%u.ready.json", dir,
+             (long)getpid(), seq);
+    unlink(r->ready_path);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)r->seed);
+    add_arg(&av, bin);
+    add_arg(&av, "--listen");
+    add_arg(&av, "127.0.0.1:0");
+    add_arg(&av, "--admin");
+    add_arg(&av, "127.0.0.1:0");
+    add_arg(&av, "--ready-file");
+    add_arg(&av, r->ready_path);
+    add_arg(&av, "--seed");
+    add_arg(&av, seed);
+    if (r->sc->gateway_json != NULL) {
+        FILE *f;
+        bool ok;
+
+        snprintf(r->script_path, sizeof r->script_path, "%s/harness-%ld-%u.script.json", dir,
+                 (long)getpid(), seq);
+        f = fopen(r->script_path, "w");
+        ok = f != NULL && fputs(r->sc->gateway_json, f) != EOF;
+        if ((f != NULL && fclose(f) != 0) || !ok) {
+            fail(r, "gateway_process: %s: %s", r->script_path, strerror(errno));
+            return false;
+        }
+        add_arg(&av, "--script");
+        add_arg(&av, r->script_path);
+    }
+    memset(&po, 0, sizeof po);
+    memset(stdio, 0, sizeof stdio);
+    for (unsigned i = 0; i < 3; i++)
+        stdio[i].flags = UV_IGNORE;
+    po.file = bin;
+    po.args = av.args;
+    po.exit_cb = on_proc_exit;
+    po.stdio = stdio;
+    po.stdio_count = 3;
+    r->proc.data = r;
+    rc = uv_spawn(r->loop, &r->proc, &po);
+    r->proc_spawned = true; /* initialised even when the spawn failed: it must be closed */
+    if (rc < 0) {
+        r->proc_exited = true;
+        fail(r, "gateway_process: %s: %s", bin, uv_strerror(rc));
+        return false;
+    }
+    if (!drive(r, gateway_ready, NULL, now_ms() + SPAWN_READY_MS) || r->gw_port <= 0) {
+        fail(r, "gateway_process: %s %s within %u ms", bin,
+             r->proc_exited ? "exited before it was ready" : "was not ready", SPAWN_READY_MS);
+        return false;
+    }
+    snprintf(r->gw_host, sizeof r->gw_host, "127.0.0.1");
+    snprintf(r->admin_host, sizeof r->admin_host, "127.0.0.1");
+    return true;
+}
+
+static bool proc_is_exited(struct run *r, const void *arg)
+{
+    (void)arg;
+    return r->proc_exited;
+}
+
+static bool proc_is_closed(struct run *r, const void *arg)
+{
+    (void)arg;
+    return r->proc_closed;
+}
+
+/* SIGTERM to our own child (mockgw exits 0 on it), SIGKILL if it does not go; then the handle. */
+static bool stop_gateway_process(struct run *r)
+{
+    bool early = r->proc_exited;
+
+    if (!r->proc_exited) {
+        uv_process_kill(&r->proc, SIGTERM);
+        if (!drive(r, proc_is_exited, NULL, now_ms() + SPAWN_STOP_MS)) {
+            fail(r, "gateway_process: mockgw did not exit within %u ms of SIGTERM", SPAWN_STOP_MS);
+            uv_process_kill(&r->proc, SIGKILL);
+            drive(r, proc_is_exited, NULL, now_ms() + 1000);
+        } else if (r->proc_exit_status != 0 || r->proc_term_signal != 0) {
+            fail(r, "gateway_process: mockgw exited with status %lld (signal %d)",
+                 (long long)r->proc_exit_status, r->proc_term_signal);
+        }
+    } else if (early && r->gw_port > 0) {
+        fail(r, "gateway_process: mockgw exited during the run (status %lld, signal %d)",
+             (long long)r->proc_exit_status, r->proc_term_signal);
+    }
+    uv_close((uv_handle_t *)&r->proc, on_proc_closed);
+    unlink(r->ready_path);
+    if (r->script_path[0] != '\0')
+        unlink(r->script_path);
+    return drive(r, proc_is_closed, NULL, now_ms() + 1000);
+}
+
 static bool setup_gateway(struct run *r, const struct harness_run_opts *o)
 {
     const struct harness_scenario *sc = r->sc;
@@ -1068,7 +1526,10 @@ static bool setup_gateway(struct run *r, const struct harness_run_opts *o)
     struct mgw_err err;
     struct op *op;
 
-    if (o->gateway_host == NULL) {
+    if (o->gateway_host == NULL && sc->gateway_process) {
+        if (!spawn_gateway(r, o))
+            return false;
+    } else if (o->gateway_host == NULL) {
         mgw_config_init(&cfg);
         cfg.listen_host = "127.0.0.1";
         cfg.listen_port = 0;
@@ -1215,6 +1676,11 @@ static bool teardown(struct run *r)
             mgw_server_free(r->srv);
         }
         r->srv = NULL;
+    } else if (r->proc_spawned) {
+        if (!stop_gateway_process(r)) {
+            fail(r, "invariant: the gateway process handle did not close");
+            complete = false;
+        }
     } else if (r->admin_port > 0 && r->has_journal_base) {
         struct op *op = admin_call(r, NO_STEP, "POST", "/v1/reset", NULL, ADMIN_TIMEOUT);
 
@@ -1226,33 +1692,142 @@ static bool teardown(struct run *r)
     return complete;
 }
 
+/* The invariants of one finished operation, tallied (the first of each kind is reported). */
+static void account_op(struct run *r, const struct op *op)
+{
+    const char *where = op->step == NO_STEP ? "runner" : r->sc->steps[op->step].path;
+    uint64_t slack = HARNESS__SLACK_MS + (r->stall_total_ms - op->stall_at_start);
+
+    r->ops_total++;
+    if (op->sync)
+        return;
+    if (op->calls > 0 && op->end_ms > op->deadline_ms + slack) /* the loop's own lateness */
+        slack += loop_lag(r, op->deadline_ms > TICK_MS ? op->deadline_ms - TICK_MS : 0,
+                          op->end_ms + 2 * TICK_MS);
+    if (op->calls == 0 && r->inv_never++ == 0)
+        fail(r, "invariant: an operation of %s never completed", where);
+    if (op->late && r->inv_late++ == 0)
+        fail(r, "invariant: an operation of %s completed after the pool had closed", where);
+    if (op->calls > 0 && op->kind != OP_HTTP && op->end_ms > op->deadline_ms + slack &&
+        r->inv_overdue++ == 0)
+        fail(r, "invariant: an operation of %s completed %llu ms after its deadline", where,
+             (unsigned long long)(op->end_ms - op->deadline_ms));
+}
+
 static void check_invariants(struct run *r)
 {
-    unsigned never_done = 0, twice = 0, late = 0, overdue = 0;
-
-    for (struct op *op = r->ops; op != NULL; op = op->next) {
-        const char *where = op->step == NO_STEP ? "runner" : r->sc->steps[op->step].path;
-
-        if (op->sync)
-            continue;
-        if (op->calls == 0 && never_done++ == 0)
-            fail(r, "invariant: an operation of %s never completed", where);
-        twice += op->calls > 1;
-        if (op->late && late++ == 0)
-            fail(r, "invariant: an operation of %s completed after the pool had closed", where);
-        if (op->calls > 0 && op->kind != OP_HTTP &&
-            op->end_ms > op->deadline_ms + HARNESS__SLACK_MS && overdue++ == 0)
-            fail(r, "invariant: an operation of %s completed %llu ms after its deadline", where,
-                 (unsigned long long)(op->end_ms - op->deadline_ms));
-    }
-    if (never_done > 1)
-        fail(r, "invariant: %u operations never completed", never_done);
-    if (overdue > 1)
-        fail(r, "invariant: %u operations completed past their deadline + %u ms", overdue,
+    for (struct op *op = r->ops; op != NULL; op = op->next)
+        account_op(r, op);
+    if (r->inv_never > 1)
+        fail(r, "invariant: %u operations never completed", r->inv_never);
+    if (r->inv_overdue > 1)
+        fail(r, "invariant: %u operations completed past their deadline + %u ms", r->inv_overdue,
              HARNESS__SLACK_MS);
-    (void)twice; /* each one was reported as it happened */
     if (r->tele_after_close)
         fail(r, "invariant: breaker telemetry arrived after the registry had closed");
+}
+
+/* Frees the operations that are over (checked first): a soak runs for minutes. */
+static void compact_ops(struct run *r)
+{
+    struct op **link = &r->ops;
+    uint64_t now = now_ms();
+
+    while (*link != NULL) {
+        struct op *op = *link;
+        /* Finished a while ago: a second callback (which the invariant would report) comes at
+         * once if it comes at all, and must not find the operation freed. */
+        bool over = (op->calls > 0 || op->sync) && op->conn == NULL && op->release_at_ms == 0 &&
+                    op->lock == NULL && op->http == NULL && op->end_ms + 1000 < now;
+
+        if (!over) {
+            link = &op->next;
+            continue;
+        }
+        account_op(r, op);
+        *link = op->next;
+        free(op->body);
+        free(op);
+        r->n_ops--;
+    }
+    r->ops_tail = link;
+}
+
+/* While the breaker is open no connect may be tried, so the gateway accepts nothing then: every
+ * "accept" in the journal later than BREAKER_GRACE ms into an open period (a connect started
+ * just before the trip may land in it) is a connect that got through. Accepts within
+ * BREAKER_GRACE ms of the listener coming back (a blackhole's backlog: libuv may hand over the
+ * first one just before the "listener" event is journaled) and runs with stalls are not
+ * judged. */
+static bool listener_back(const cJSON *e, uint64_t *t)
+{
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(e, "event");
+    const cJSON *tv = cJSON_GetObjectItemCaseSensitive(e, "t");
+    const cJSON *mode = cJSON_GetObjectItemCaseSensitive(e, "mode");
+
+    if (!cJSON_IsString(ev) || !cJSON_IsString(tv) || !harness__iso_ms(tv->valuestring, t))
+        return false;
+    return (strcmp(ev->valuestring, "listener") == 0 && cJSON_IsString(mode) &&
+            strcmp(mode->valuestring, "normal") == 0) ||
+           strcmp(ev->valuestring, "restarted") == 0;
+}
+
+static bool excused(const cJSON *entries, uint64_t t)
+{
+    const cJSON *e;
+    uint64_t back;
+
+    cJSON_ArrayForEach(e, entries)
+    {
+        if (listener_back(e, &back) && t + BREAKER_GRACE >= back && t <= back + BREAKER_GRACE)
+            return true;
+    }
+    return false;
+}
+
+static void check_breaker_accepts(struct run *r)
+{
+    unsigned bad = 0;
+    const cJSON *e;
+    bool opened = false;
+    cJSON *entries;
+    uint64_t t;
+
+    for (unsigned i = 0; i < r->n_trs; i++)
+        opened = opened || r->trs[i].to_open;
+    if (!opened || r->stall_total_ms > 0 || r->admin_port == 0 || !r->has_journal_base)
+        return;
+    if ((entries = journal_since(r, r->journal_base, "invariant")) == NULL)
+        return;
+    cJSON_ArrayForEach(e, entries)
+    {
+        const cJSON *ev = cJSON_GetObjectItemCaseSensitive(e, "event");
+        const cJSON *tv = cJSON_GetObjectItemCaseSensitive(e, "t");
+
+        if (!cJSON_IsString(ev) || strcmp(ev->valuestring, "accept") != 0 || !cJSON_IsString(tv) ||
+            !harness__iso_ms(tv->valuestring, &t))
+            continue;
+        for (unsigned i = 0; i < r->n_trs; i++) {
+            uint64_t start = r->trs[i].wall_ms, end;
+
+            if (!r->trs[i].to_open)
+                continue;
+            if (i + 1 < r->n_trs)
+                end = r->trs[i + 1].wall_ms;
+            else if (r->trs_truncated)
+                continue;
+            else
+                end = UINT64_MAX;
+            if (t >= start + BREAKER_GRACE && t < end && !excused(entries, t) && bad++ == 0)
+                fail(r,
+                     "invariant: the gateway accepted a connection %llu ms after the breaker "
+                     "opened (%s): a connect got through an open breaker",
+                     (unsigned long long)(t - start), r->trs[i].what);
+        }
+    }
+    if (bad > 1)
+        fail(r, "invariant: %u connections were accepted while the breaker was open", bad);
+    cJSON_Delete(entries);
 }
 
 static void set_measure(struct run *r)
@@ -1295,13 +1870,133 @@ static void free_run(struct run *r, bool free_ops)
     free(r->held);
     for (unsigned i = 0; i < LOG_KEEP; i++)
         free(r->log[i]);
+    free(r->trs);
+    free(r->lags);
+    free(r->rss);
+    free(r->fds);
     if (free_ops) /* else a late callback could still reach them: leak rather than crash */
         free(r->rt);
 }
 
+/* ---- rounds and the soak --------------------------------------------------------------------- */
+
+/* The steps once, then the asynchronous acquires joined and checked. */
+static void run_round(struct run *r)
+{
+    const struct harness_scenario *sc = r->sc;
+
+    for (unsigned i = 0; i < sc->n_steps && !r->aborted; i++)
+        run_step(r, i);
+    for (unsigned i = 0; i < sc->n_steps && !r->aborted; i++) {
+        const struct harness_step *st = &sc->steps[i];
+
+        if (st->kind != HARNESS_STEP_ACQUIRE || !st->async || r->rt[i].started == 0)
+            continue;
+        if (!drive(r, acquires_done, &i, r->scenario_deadline)) {
+            fail(r, "%s (%s): its operations did not complete before the hard deadline", st->path,
+                 st->label);
+            r->aborted = true;
+            break;
+        }
+        check_step(r, i);
+    }
+}
+
+static void soak_sample(struct run *r)
+{
+    uint64_t now;
+    long rss;
+    int fds;
+
+    if (r->rss == NULL || r->n_samples >= r->cap_samples || (now = now_ms()) < r->next_sample_ms)
+        return;
+    r->next_sample_ms = now + r->sc->soak->sample_ms;
+    rss = harness__rss_kib();
+    fds = count_fds();
+    if (rss < 0 || fds < 0)
+        return;
+    r->rss[r->n_samples] = (double)rss;
+    r->fds[r->n_samples] = (double)fds;
+    r->n_samples++;
+}
+
+/* The steps again and again for duration_ms; samples after the warm-up. */
+static void soak(struct run *r)
+{
+    const struct harness_soak *k = r->sc->soak;
+    uint64_t start = now_ms(), end = start + k->duration_ms;
+
+    r->cap_samples = (unsigned)((k->duration_ms - k->warmup_ms) / k->sample_ms) + 2;
+    r->rss = calloc(r->cap_samples, sizeof *r->rss);
+    r->fds = calloc(r->cap_samples, sizeof *r->fds);
+    if (r->rss == NULL || r->fds == NULL) {
+        fail(r, "$.soak: out of memory");
+        r->aborted = true;
+        return;
+    }
+    /* Touched now, so that the samples' own pages do not count as growth. */
+    memset(r->rss, 0, r->cap_samples * sizeof *r->rss);
+    memset(r->fds, 0, r->cap_samples * sizeof *r->fds);
+    r->next_sample_ms = start + k->warmup_ms;
+    while (now_ms() < end && !r->aborted) {
+        memset(r->rt, 0, r->sc->n_steps * sizeof *r->rt);
+        run_round(r);
+        if (r->pool != NULL && !r->pool_closing && r->n_held > 0) {
+            struct harness_step all = r->sc->steps[0];
+
+            all.conn = -1;
+            all.count = 0;
+            do_release(r, &all); /* what a round kept is given back before the next */
+        }
+        compact_ops(r);
+        prune_lags(r, now_ms() > 5000 ? now_ms() - 5000 : 0);
+        r->soak_rounds++;
+        if (r->pool == NULL || r->pool_closing)
+            break; /* a round that closes the pool ends the soak */
+    }
+}
+
+/* The trend: after the warm-up, the median of the last third of the samples against the first
+ * third's. */
+static void soak_verdict(struct run *r)
+{
+    const struct harness_soak *k = r->sc->soak;
+    unsigned n = r->n_samples, third = n / 3;
+    double rss0, rss1, fd0, fd1, allowed;
+
+    if (r->res->verdict == HARNESS_SKIP || r->rss == NULL)
+        return;
+    if (n < 6) {
+        fail_first(r, "$.soak: only %u samples after the warm-up (at least 6 are needed)", n);
+        return;
+    }
+    rss0 = harness__median(r->rss, third);
+    rss1 = harness__median(r->rss + n - third, third);
+    fd0 = harness__median(r->fds, third);
+    fd1 = harness__median(r->fds + n - third, third);
+    allowed = rss0 * k->rss_tolerance_pct / 100.0;
+    if (allowed < (double)k->rss_tolerance_kib)
+        allowed = (double)k->rss_tolerance_kib;
+    if (RSS_JUDGED && rss1 > rss0 + allowed)
+        fail_first(
+            r,
+            "$.soak: RSS grew from %.0f KiB to %.0f KiB (medians of the first and last third of "
+            "%u samples; at most +%.0f KiB allowed)",
+            rss0, rss1, n, allowed);
+    if (fd1 > fd0 + k->fd_tolerance)
+        fail_first(r,
+                   "$.soak: open descriptors grew from %.0f to %.0f (medians of the first and last "
+                   "third of %u samples; at most +%u allowed)",
+                   fd0, fd1, n, k->fd_tolerance);
+    snprintf(r->res->measure, sizeof r->res->measure,
+             "%u rounds, %llu ops; RSS %.1f->%.1f MiB%s, fds %.0f->%.0f", r->soak_rounds,
+             (unsigned long long)r->ops_total, rss0 / 1024.0, rss1 / 1024.0,
+             RSS_JUDGED ? "" : " (not judged under ASan)", fd0, fd1);
+}
+
 static void on_tick_closed(uv_handle_t *h)
 {
-    *(bool *)h->data = true;
+    ((struct run *)h->data)->tick_closed = true;
 }
 
 static void on_warm_closed(uv_handle_t *h)
@@ -1340,9 +2035,13 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
     uint64_t t0 = now_ms();
     int fds0, fds1;
     unsigned handles0, handles1;
-    bool complete, tick_closed = false;
+    bool complete;
+    ibcore_log_fn log_fn;
+    void *log_data;
     int rc;
 
+    if (sc->generate != NULL)
+        return harness__generate_run(loop, sc, o, res);
     memset(res, 0, sizeof *res);
     memset(&r, 0, sizeof r);
     r.loop = loop;
@@ -1352,9 +2051,10 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
     r.seed = o->has_seed ? o->seed : sc->has_seed ? sc->seed : 1;
     res->seed = r.seed;
     res->verdict = HARNESS_PASS;
-    if ((r.rt = calloc(sc->n_steps, sizeof *r.rt)) == NULL)
+    if ((r.rt = calloc(sc->n_steps > 0 ? sc->n_steps : 1, sizeof *r.rt)) == NULL)
         return UV_ENOMEM;
     warm_up(loop);
+    ibcore_log_get(&log_fn, &log_data);
     ibcore_log_set(on_core_log, &r); /* the core's log goes into the result, not to stderr */
     fds0 = count_fds();
     handles0 = count_handles(loop);
@@ -1362,29 +2062,19 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
         free(r.rt);
         return rc;
     }
-    r.tick.data = &tick_closed;
+    r.tick.data = &r;
     uv_timer_start(&r.tick, on_tick, TICK_MS, TICK_MS);
     r.scenario_deadline = t0 + sc->timeout_ms;
 
     if (setup_gateway(&r, o) && setup_core(&r, o)) {
-        for (unsigned i = 0; i < sc->n_steps && !r.aborted; i++)
-            run_step(&r, i);
-        /* Asynchronous acquires are joined here, then checked. */
-        for (unsigned i = 0; i < sc->n_steps && !r.aborted; i++) {
-            const struct harness_step *st = &sc->steps[i];
-
-            if (st->kind != HARNESS_STEP_ACQUIRE || !st->async || r.rt[i].started == 0)
-                continue;
-            if (!drive(&r, acquires_done, &i, r.scenario_deadline)) {
-                fail(&r, "%s (%s): its operations did not complete before the hard deadline",
-                     st->path, st->label);
-                r.aborted = true;
-                break;
-            }
-            check_step(&r, i);
-        }
-        if (!r.aborted)
+        if (sc->soak != NULL)
+            soak(&r);
+        else
+            run_round(&r);
+        if (!r.aborted) {
             check_state(&r, &sc->expect, "$.expect", r.journal_base, r.has_journal_base);
+            check_breaker_accepts(&r);
+        }
     }
     complete = teardown(&r);
     if (res->verdict != HARNESS_SKIP) {
@@ -1393,9 +2083,9 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
     }
     /* Back to baseline: the tick closes last, then every handle the run opened must be gone. */
     uv_close((uv_handle_t *)&r.tick, on_tick_closed);
-    for (int i = 0; i < 200 && (!tick_closed || count_handles(loop) > handles0); i++) {
+    for (int i = 0; i < 200 && (!r.tick_closed || count_handles(loop) > handles0); i++) {
         uv_run(loop, UV_RUN_NOWAIT);
-        if (!tick_closed || count_handles(loop) > handles0)
+        if (!r.tick_closed || count_handles(loop) > handles0)
             usleep(1000);
     }
     handles1 = count_handles(loop);
@@ -1410,9 +2100,11 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
     if (complete && fds0 >= 0 && fds1 != fds0)
         fail(&r, "invariant: %d file descriptors before the run, %d after", fds0, fds1);
     set_measure(&r);
-    ibcore_log_default();
+    if (sc->soak != NULL)
+        soak_verdict(&r);
+    ibcore_log_set(log_fn, log_data);
     res->core_log = join_log(&r);
-    free_run(&r, complete && tick_closed);
+    free_run(&r, complete && r.tick_closed);
     res->duration_ms = now_ms() - t0;
     return 0;
 }
@@ -1422,5 +2114,6 @@ void harness_result_clear(struct harness_result *res)
     for (unsigned i = 0; i < res->n_failures; i++)
         free(res->failures[i]);
     free(res->core_log);
+    free(res->artifact);
     memset(res, 0, sizeof *res);
 }

@@ -21,6 +21,8 @@
 #define MAX_IDS_LIST    64u
 #define MAX_NAME        64u
 #define MAX_TEXT        4096u
+#define MAX_STALL_MS    10000u
+#define MAX_SCHEDULES   100000u
 #define ITEM(o, k)      cJSON_GetObjectItemCaseSensitive((o), (k))
 
 /* ---- names ----------------------------------------------------------------------------------- */
@@ -746,7 +748,7 @@ static const struct core_action {
       expect_state },
     { "request", HARNESS_STEP_REQUEST,
       (const char *const[]){ "core", "note", "timeout_ms", "expect", "what", "conn", "deadline_ms",
-                             NULL },
+                             "if_held", NULL },
       expect_request },
     { "health_tick", HARNESS_STEP_HEALTH_TICK,
       (const char *const[]){ "core", "note", "timeout_ms", "expect", "count", NULL },
@@ -761,6 +763,13 @@ static const struct core_action {
     { "hold_lock", HARNESS_STEP_HOLD_LOCK,
       (const char *const[]){ "core", "note", "timeout_ms", "expect", "hold_ms", NULL },
       expect_state },
+    { "recover", HARNESS_STEP_RECOVER,
+      (const char *const[]){ "core", "note", "timeout_ms", "expect", "deadline_ms", NULL },
+      expect_state },
+    { "close_zombies", HARNESS_STEP_CLOSE_ZOMBIES,
+      (const char *const[]){ "core", "note", "timeout_ms", "expect", NULL }, expect_state },
+    { "stall", HARNESS_STEP_STALL,
+      (const char *const[]){ "core", "note", "timeout_ms", "expect", "ms", NULL }, expect_state },
 };
 
 static const struct gateway_action {
@@ -1052,6 +1061,8 @@ static int parse_core_step(struct harness__jr *jr, struct harness_scenario *sc, 
         }
         if (st->conn < 0)
             st->conn = 0;
+        if (get_flag(jr, v, path, "if_held", &st->if_held) < 0)
+            return -1;
         st->deadline_ms = 2000;
         if (get_uint(jr, v, path, "deadline_ms", 0, HARNESS__MAX_MS, &st->deadline_ms) < 0)
             return -1;
@@ -1098,6 +1109,29 @@ static int parse_core_step(struct harness__jr *jr, struct harness_scenario *sc, 
             return -1;
         snprintf(st->label, sizeof st->label, "hold_lock %llu ms", (unsigned long long)st->hold_ms);
         st->timeout_ms = 5000;
+        break;
+    case HARNESS_STEP_RECOVER:
+        st->deadline_ms = 5000;
+        if (get_uint(jr, v, path, "deadline_ms", 1, HARNESS__MAX_MS, &st->deadline_ms) < 0)
+            return -1;
+        snprintf(st->label, sizeof st->label, "recover within %llu ms",
+                 (unsigned long long)st->deadline_ms);
+        st->timeout_ms = sat_add(st->deadline_ms, 1000);
+        break;
+    case HARNESS_STEP_CLOSE_ZOMBIES:
+        snprintf(st->label, sizeof st->label, "close_zombies");
+        st->timeout_ms = 5000;
+        break;
+    case HARNESS_STEP_STALL:
+        harness__path_key(p, sizeof p, path, "ms");
+        if (ITEM(v, "ms") == NULL) {
+            harness__fail(jr, p, "required (how long the loop does not run)");
+            return -1;
+        }
+        if (get_uint(jr, v, path, "ms", 1, MAX_STALL_MS, &st->wait_ms) < 0)
+            return -1;
+        snprintf(st->label, sizeof st->label, "stall %llu ms", (unsigned long long)st->wait_ms);
+        st->timeout_ms = sat_add(st->wait_ms, 1000);
         break;
     default:
         break;
@@ -1170,7 +1204,8 @@ static int parse_step(struct harness__jr *jr, struct harness_scenario *sc, const
         if (!found) {
             harness__fail(jr, p,
                           core != NULL ? "unknown core action \"%s\" (acquire, release, request, "
-                                         "health_tick, wait_stats, status, close, hold_lock)"
+                                         "health_tick, wait_stats, status, close, hold_lock, "
+                                         "recover, close_zombies, stall)"
                                        : "unknown gateway action \"%s\" (rules, clear_rules, "
                                          "drop_all, reset_all, refuse, blackhole, accept, "
                                          "release_all, restart, state, admin)",
@@ -1269,11 +1304,248 @@ static int parse_gateway_script(struct harness__jr *jr, const cJSON *v, struct h
     return sc->gateway_rules != NULL ? 0 : -1;
 }
 
+static void expect_clear(struct harness_expect *e);
+
+/* "faults" or "ops": names (weight 1) or {"kind": name, "weight": n}; a kind at most once. */
+static int parse_weights(struct harness__jr *jr, const cJSON *v, const char *path, unsigned n_kinds,
+                         const char *(*name_of)(int), unsigned *weights)
+{
+    static const char *const keys[] = { "kind", "weight", NULL };
+    const cJSON *it;
+    char p[HARNESS__PATH_CAP], pk[HARNESS__PATH_CAP], known[400];
+    unsigned n, i = 0;
+
+    known[0] = '\0';
+    for (unsigned k = 0; k < n_kinds; k++)
+        snprintf(known + strlen(known), sizeof known - strlen(known), "%s%s", k ? ", " : "",
+                 name_of((int)k));
+    if (harness__array(jr, v, path, 64, &n) < 0)
+        return -1;
+    memset(weights, 0, n_kinds * sizeof *weights);
+    cJSON_ArrayForEach(it, v)
+    {
+        const cJSON *kind = it, *w = NULL;
+        uint64_t weight = 1;
+        unsigned k;
+
+        harness__path_index(p, sizeof p, path, i++);
+        if (cJSON_IsObject(it)) {
+            if (harness__keys(jr, it, p, keys) < 0)
+                return -1;
+            harness__path_key(pk, sizeof pk, p, "kind");
+            if ((kind = ITEM(it, "kind")) == NULL) {
+                harness__fail(jr, pk, "required");
+                return -1;
+            }
+            if ((w = ITEM(it, "weight")) != NULL) {
+                harness__path_key(pk, sizeof pk, p, "weight");
+                if (harness__uint(jr, w, pk, 1000, &weight) < 0)
+                    return -1;
+            }
+            harness__path_key(pk, sizeof pk, p, "kind");
+            memcpy(p, pk, sizeof p);
+        }
+        if (!cJSON_IsString(kind)) {
+            harness__fail(jr, p, "expected a name or {\"kind\": NAME, \"weight\": N}");
+            return -1;
+        }
+        for (k = 0; k < n_kinds && strcmp(name_of((int)k), kind->valuestring) != 0; k++)
+            ;
+        if (k == n_kinds) {
+            harness__fail(jr, p, "unknown kind \"%s\" (%s)", kind->valuestring, known);
+            return -1;
+        }
+        for (const cJSON *o = v->child; o != it; o = o->next) {
+            const cJSON *ok = cJSON_IsObject(o) ? ITEM(o, "kind") : o;
+
+            if (cJSON_IsString(ok) && strcmp(ok->valuestring, kind->valuestring) == 0) {
+                harness__fail(jr, p, "\"%s\" given twice", kind->valuestring);
+                return -1;
+            }
+        }
+        weights[k] = (unsigned)weight;
+    }
+    return 0;
+}
+
+static const char *fault_name_of(int k)
+{
+    return harness_fault_name((enum harness_fault)k);
+}
+
+static const char *op_name_of(int k)
+{
+    return harness_op_name((enum harness_op)k);
+}
+
+static int parse_generate(struct harness__jr *jr, const cJSON *v, struct harness_scenario *sc)
+{
+    static const char *const keys[] = { "schedules",
+                                        "steps_per_schedule",
+                                        "concurrency",
+                                        "fault_percent",
+                                        "faults",
+                                        "ops",
+                                        "deadline_ms",
+                                        "max_wait_ms",
+                                        "idle_ms",
+                                        "max_after_ms",
+                                        "max_down_ms",
+                                        "recovery_ms",
+                                        "shrink_runs",
+                                        "shrink_ms",
+                                        "max_failures",
+                                        "expect",
+                                        NULL };
+    const char *path = "$.generate";
+    struct harness_generate *g;
+    struct harness_expect check;
+    const cJSON *it;
+    char p[HARNESS__PATH_CAP];
+    unsigned total = 0;
+    uint64_t u;
+
+    if (harness__object(jr, v, path) < 0 || harness__keys(jr, v, path, keys) < 0)
+        return -1;
+    if ((g = sc->generate = calloc(1, sizeof *g)) == NULL) {
+        harness__fail(jr, path, "out of memory");
+        return -1;
+    }
+    g->steps = 6;
+    g->concurrency = 4;
+    g->fault_percent = 40;
+    for (unsigned k = 0; k < HARNESS_FAULT_COUNT; k++)
+        g->fault_weight[k] = 1;
+    for (unsigned k = 0; k < HARNESS_OP_COUNT; k++)
+        g->op_weight[k] = k != HARNESS_OP_IDLE; /* an idle wait costs a second: opt in */
+    g->deadline_ms = 300;
+    g->max_wait_ms = 50;
+    g->idle_ms = 1100;
+    g->max_after_ms = 100;
+    g->max_down_ms = 150;
+    g->recovery_ms = 3000;
+    g->shrink_runs = 200;
+    g->shrink_ms = 120000;
+    g->max_failures = 1;
+    harness__path_key(p, sizeof p, path, "schedules");
+    if (ITEM(v, "schedules") == NULL) {
+        harness__fail(jr, p, "required (how many schedules to draw)");
+        return -1;
+    }
+#define GET(key, lo, hi, field)                             \
+    do {                                                    \
+        u = (field);                                        \
+        if (get_uint(jr, v, path, key, (lo), (hi), &u) < 0) \
+            return -1;                                      \
+        (field) = u;                                        \
+    } while (0)
+    GET("schedules", 1, MAX_SCHEDULES, g->schedules);
+    GET("steps_per_schedule", 1, 200, g->steps);
+    GET("concurrency", 1, 64, g->concurrency);
+    GET("fault_percent", 0, 100, g->fault_percent);
+    GET("deadline_ms", 1, 60000, g->deadline_ms);
+    GET("max_wait_ms", 1, 60000, g->max_wait_ms);
+    GET("idle_ms", 0, 60000, g->idle_ms);
+    GET("max_after_ms", 0, 60000, g->max_after_ms);
+    GET("max_down_ms", 10, 60000, g->max_down_ms);
+    GET("recovery_ms", 1, MAX_SCENARIO_MS, g->recovery_ms);
+    GET("shrink_runs", 0, 10000, g->shrink_runs);
+    GET("shrink_ms", 0, MAX_SCENARIO_MS, g->shrink_ms);
+    GET("max_failures", 1, MAX_SCHEDULES, g->max_failures);
+#undef GET
+    if ((it = ITEM(v, "faults")) != NULL) {
+        harness__path_key(p, sizeof p, path, "faults");
+        if (parse_weights(jr, it, p, HARNESS_FAULT_COUNT, fault_name_of, g->fault_weight) < 0)
+            return -1;
+    }
+    if ((it = ITEM(v, "ops")) != NULL) {
+        harness__path_key(p, sizeof p, path, "ops");
+        if (parse_weights(jr, it, p, HARNESS_OP_COUNT, op_name_of, g->op_weight) < 0)
+            return -1;
+    }
+    for (unsigned k = 0; k < HARNESS_OP_COUNT; k++)
+        total += g->op_weight[k];
+    if (total == 0) {
+        harness__path_key(p, sizeof p, path, "ops");
+        harness__fail(jr, p, "at least one operation needs a weight above 0");
+        return -1;
+    }
+    if ((it = ITEM(v, "expect")) != NULL) {
+        harness__path_key(p, sizeof p, path, "expect");
+        memset(&check, 0, sizeof check);
+        if (parse_expect(jr, it, p, expect_top, &check) < 0) {
+            expect_clear(&check);
+            return -1;
+        }
+        if (check.journal.set)
+            sc->needs_admin = true;
+        expect_clear(&check);
+        if ((g->expect = print_json(jr, it, p)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_soak(struct harness__jr *jr, const cJSON *v, struct harness_scenario *sc)
+{
+    static const char *const keys[] = {
+        "duration_ms",       "sample_ms",    "warmup_ms", "rss_tolerance_kib",
+        "rss_tolerance_pct", "fd_tolerance", NULL
+    };
+    const char *path = "$.soak";
+    struct harness_soak *k;
+    char p[HARNESS__PATH_CAP];
+    uint64_t u;
+
+    if (harness__object(jr, v, path) < 0 || harness__keys(jr, v, path, keys) < 0)
+        return -1;
+    if ((k = sc->soak = calloc(1, sizeof *k)) == NULL) {
+        harness__fail(jr, path, "out of memory");
+        return -1;
+    }
+    harness__path_key(p, sizeof p, path, "duration_ms");
+    if (ITEM(v, "duration_ms") == NULL) {
+        harness__fail(jr, p, "required (how long the load runs)");
+        return -1;
+    }
+    if (get_uint(jr, v, path, "duration_ms", 1000, MAX_SCENARIO_MS, &k->duration_ms) < 0)
+        return -1;
+    k->sample_ms = 500;
+    k->warmup_ms = k->duration_ms / 5;
+    k->rss_tolerance_kib = 2048;
+    k->rss_tolerance_pct = 5;
+    k->fd_tolerance = 2;
+    if (get_uint(jr, v, path, "sample_ms", 10, 60000, &k->sample_ms) < 0 ||
+        get_uint(jr, v, path, "warmup_ms", 0, MAX_SCENARIO_MS, &k->warmup_ms) < 0 ||
+        get_uint(jr, v, path, "rss_tolerance_kib", 0, 1u << 30, &k->rss_tolerance_kib) < 0)
+        return -1;
+    u = k->rss_tolerance_pct;
+    if (get_uint(jr, v, path, "rss_tolerance_pct", 0, 1000, &u) < 0)
+        return -1;
+    k->rss_tolerance_pct = (unsigned)u;
+    u = k->fd_tolerance;
+    if (get_uint(jr, v, path, "fd_tolerance", 0, 100000, &u) < 0)
+        return -1;
+    k->fd_tolerance = (unsigned)u;
+    if (k->warmup_ms >= k->duration_ms) {
+        harness__path_key(p, sizeof p, path, "warmup_ms");
+        harness__fail(jr, p, "must be shorter than duration_ms");
+        return -1;
+    }
+    if ((k->duration_ms - k->warmup_ms) / k->sample_ms < 6) {
+        harness__path_key(p, sizeof p, path, "sample_ms");
+        harness__fail(jr, p, "too few samples after the warm-up (at least 6: shorten sample_ms)");
+        return -1;
+    }
+    return 0;
+}
+
 static struct harness_scenario *build(struct harness__jr *jr, const cJSON *doc)
 {
-    static const char *const top_keys[] = { "name",   "levels",       "description", "timeout_ms",
-                                            "seed",   "core",         "gateway",     "steps",
-                                            "expect", "measure_step", NULL };
+    static const char *const top_keys[] = {
+        "name",  "levels", "description",  "timeout_ms",      "seed",     "core", "gateway",
+        "steps", "expect", "measure_step", "gateway_process", "generate", "soak", NULL
+    };
     struct harness_scenario *sc;
     const cJSON *it;
     unsigned i = 0, n;
@@ -1315,25 +1587,59 @@ static struct harness_scenario *build(struct harness__jr *jr, const cJSON *doc)
         goto fail;
     if ((it = ITEM(doc, "gateway")) != NULL && parse_gateway_script(jr, it, sc) < 0)
         goto fail;
-    if ((it = ITEM(doc, "steps")) == NULL) {
-        harness__fail(jr, "$.steps", "required (at least one step)");
+    if ((it = ITEM(doc, "gateway")) != NULL &&
+        (sc->gateway_json = print_json(jr, it, "$.gateway")) == NULL)
         goto fail;
-    }
-    if (harness__array(jr, it, "$.steps", MAX_STEPS, &n) < 0)
+    if ((it = ITEM(doc, "gateway_process")) != NULL &&
+        harness__bool(jr, it, "$.gateway_process", &sc->gateway_process) < 0)
         goto fail;
-    if (n == 0) {
-        harness__fail(jr, "$.steps", "must not be empty");
-        goto fail;
-    }
-    if ((sc->steps = calloc(n, sizeof *sc->steps)) == NULL) {
-        harness__fail(jr, "$.steps", "out of memory");
-        goto fail;
-    }
-    sc->n_steps = n;
-    for (const cJSON *step = it->child; step != NULL; step = step->next, i++) {
-        if (parse_step(jr, sc, step, i, &sc->steps[i]) < 0)
+    if ((it = ITEM(doc, "generate")) != NULL) {
+        if (ITEM(doc, "steps") != NULL) {
+            harness__fail(jr, "$.steps",
+                          "a scenario with \"generate\" has no steps (each schedule's are drawn)");
             goto fail;
-        total = sat_add(total, sc->steps[i].timeout_ms);
+        }
+        if (ITEM(doc, "soak") != NULL) {
+            harness__fail(jr, "$.soak", "\"generate\" and \"soak\" exclude each other");
+            goto fail;
+        }
+        if (ITEM(doc, "measure_step") != NULL) {
+            harness__fail(jr, "$.measure_step", "not with \"generate\"");
+            goto fail;
+        }
+        if (parse_generate(jr, it, sc) < 0)
+            goto fail;
+        if ((it = ITEM(doc, "core")) != NULL &&
+            (sc->core_json = print_json(jr, it, "$.core")) == NULL)
+            goto fail;
+        sc->needs_admin = true; /* every schedule's faults go through the admin API */
+        total = MAX_SCENARIO_MS;
+    } else {
+        if ((it = ITEM(doc, "steps")) == NULL) {
+            harness__fail(jr, "$.steps", "required (at least one step)");
+            goto fail;
+        }
+        if (harness__array(jr, it, "$.steps", MAX_STEPS, &n) < 0)
+            goto fail;
+        if (n == 0) {
+            harness__fail(jr, "$.steps", "must not be empty");
+            goto fail;
+        }
+        if ((sc->steps = calloc(n, sizeof *sc->steps)) == NULL) {
+            harness__fail(jr, "$.steps", "out of memory");
+            goto fail;
+        }
+        sc->n_steps = n;
+        for (const cJSON *step = it->child; step != NULL; step = step->next, i++) {
+            if (parse_step(jr, sc, step, i, &sc->steps[i]) < 0)
+                goto fail;
+            total = sat_add(total, sc->steps[i].timeout_ms);
+        }
+    }
+    if ((it = ITEM(doc, "soak")) != NULL) {
+        if (parse_soak(jr, it, sc) < 0)
+            goto fail;
+        total = sat_add(total, sc->soak->duration_ms);
     }
     if ((it = ITEM(doc, "expect")) != NULL) {
         if (parse_expect(jr, it, "$.expect", expect_top, &sc->expect) < 0)
@@ -1500,6 +1806,12 @@ void harness_scenario_free(struct harness_scenario *sc)
 {
     if (sc == NULL)
         return;
+    if (sc->generate != NULL)
+        free(sc->generate->expect);
+    free(sc->generate);
+    free(sc->soak);
+    free(sc->core_json);
+    free(sc->gateway_json);
     for (unsigned i = 0; i < sc->n_steps; i++) {
         free(sc->steps[i].method);
         free(sc->steps[i].target);

@@ -192,7 +192,8 @@ static void scenario_rejects_bad_steps(void **state)
                  "s.json: $.steps[0]: only one of \"core\", \"gateway\", \"wait_ms\"");
     expect_error(STEP("{\"core\":\"fly\"}"),
                  "s.json: $.steps[0].core: unknown core action \"fly\" (acquire, release, request, "
-                 "health_tick, wait_stats, status, close, hold_lock)");
+                 "health_tick, wait_stats, status, close, hold_lock, recover, close_zombies, "
+                 "stall)");
     expect_error(STEP("{\"gateway\":\"explode\"}"),
                  "s.json: $.steps[0].gateway: unknown gateway action \"explode\" (rules, "
                  "clear_rules, drop_all, reset_all, refuse, blackhole, accept, release_all, "
@@ -425,6 +426,120 @@ static void scenario_defaults(void **state)
     harness_scenario_free(sc);
 }
 
+#define GEN(extra) "{\"name\":\"g\",\"levels\":[\"exhaustive\"],\"generate\":{" extra "}}"
+#define FAULTS                                                                             \
+    "silent_accept, silent_handshake, silent_ready, close_ready, reset_ready, "            \
+    "half_close_ready, refuse_client_id, half_ready, delay_accept, ignore_request, "       \
+    "garbage_ready, error_flap, drop_all, reset_all, refuse, blackhole, accept, restart, " \
+    "clear_rules"
+
+static void scenario_rejects_bad_generate(void **state)
+{
+    (void)state;
+    expect_error(DOC(",\"generate\":{\"schedules\":1}"),
+                 "s.json: $.steps: a scenario with \"generate\" has no steps (each schedule's are "
+                 "drawn)");
+    expect_error(GEN(""), "s.json: $.generate.schedules: required (how many schedules to draw)");
+    expect_error(GEN("\"schedules\":0"), "s.json: $.generate.schedules: must be at least 1");
+    expect_error(GEN("\"schedules\":100001"),
+                 "s.json: $.generate.schedules: must be at most 100000");
+    expect_error(GEN("\"schedules\":1,\"step_per_schedule\":3"),
+                 "s.json: $.generate.step_per_schedule: unknown key \"step_per_schedule\" (did "
+                 "you mean \"steps_per_schedule\"?)");
+    expect_error(GEN("\"schedules\":1,\"fault_percent\":101"),
+                 "s.json: $.generate.fault_percent: must be at most 100");
+    expect_error(GEN("\"schedules\":1,\"faults\":[\"explode\"]"),
+                 "s.json: $.generate.faults[0]: unknown kind \"explode\" (" FAULTS ")");
+    expect_error(GEN("\"schedules\":1,\"faults\":[\"refuse\",{\"kind\":\"refuse\"}]"),
+                 "s.json: $.generate.faults[1].kind: \"refuse\" given twice");
+    expect_error(GEN("\"schedules\":1,\"faults\":[{\"weight\":2}]"),
+                 "s.json: $.generate.faults[0].kind: required");
+    expect_error(GEN("\"schedules\":1,\"faults\":[{\"kind\":\"refuse\",\"weight\":1001}]"),
+                 "s.json: $.generate.faults[0].weight: must be at most 1000");
+    expect_error(
+        GEN("\"schedules\":1,\"faults\":[7]"),
+        "s.json: $.generate.faults[0]: expected a name or {\"kind\": NAME, \"weight\": N}");
+    expect_error(GEN("\"schedules\":1,\"ops\":[{\"kind\":\"acquire\",\"weight\":0}]"),
+                 "s.json: $.generate.ops: at least one operation needs a weight above 0");
+    expect_error(GEN("\"schedules\":1,\"ops\":[\"fly\"]"),
+                 "s.json: $.generate.ops[0]: unknown kind \"fly\" (acquire, acquire_async, keep, "
+                 "release, request, wait, idle, status, close_zombies)");
+    expect_error(GEN("\"schedules\":1,\"expect\":{\"stats\":{\"lives\":1}}"),
+                 "s.json: $.generate.expect.stats.lives: unknown key \"lives\" (did you mean "
+                 "\"live\"?)");
+    expect_error(GEN("\"schedules\":1},\"soak\":{\"duration_ms\":1000"),
+                 "s.json: $.soak: \"generate\" and \"soak\" exclude each other");
+    expect_error(GEN("\"schedules\":1},\"measure_step\":0,\"x\":{"),
+                 "s.json: $.x: unknown key \"x\"");
+}
+
+static void scenario_rejects_bad_soak_and_steps(void **state)
+{
+    (void)state;
+    expect_error(DOC(",\"soak\":{}"),
+                 "s.json: $.soak.duration_ms: required (how long the load runs)");
+    expect_error(DOC(",\"soak\":{\"duration_ms\":999}"),
+                 "s.json: $.soak.duration_ms: must be at least 1000");
+    expect_error(DOC(",\"soak\":{\"duration_ms\":2000,\"warmup_ms\":2000}"),
+                 "s.json: $.soak.warmup_ms: must be shorter than duration_ms");
+    expect_error(DOC(",\"soak\":{\"duration_ms\":2000,\"sample_ms\":1000}"),
+                 "s.json: $.soak.sample_ms: too few samples after the warm-up (at least 6: "
+                 "shorten sample_ms)");
+    expect_error(DOC(",\"soak\":{\"duration_ms\":2000,\"rss_tolerance_pct\":-1}"),
+                 "s.json: $.soak.rss_tolerance_pct: expected a non-negative integer");
+    expect_error(DOC(",\"gateway_process\":1"),
+                 "s.json: $.gateway_process: expected true or false");
+    expect_error(STEP("{\"core\":\"stall\"}"),
+                 "s.json: $.steps[0].ms: required (how long the loop does not run)");
+    expect_error(STEP("{\"core\":\"stall\",\"ms\":10001}"),
+                 "s.json: $.steps[0].ms: must be at most 10000");
+    expect_error(STEP("{\"core\":\"recover\",\"deadline_ms\":0}"),
+                 "s.json: $.steps[0].deadline_ms: must be at least 1");
+    expect_error(STEP("{\"core\":\"request\",\"if_held\":1}"),
+                 "s.json: $.steps[0].if_held: expected true or false");
+    expect_error(STEP("{\"core\":\"close_zombies\",\"count\":1}"),
+                 "s.json: $.steps[0].count: unknown key \"count\"");
+}
+
+static void scenario_generate_defaults(void **state)
+{
+    struct harness_scenario *sc;
+
+    (void)state;
+    sc = expect_ok("{\"name\":\"g\",\"levels\":[\"exhaustive\"],\"core\":{\"max_size\":2},"
+                   "\"gateway\":{\"settings\":{\"max_clients\":8}},\"gateway_process\":true,"
+                   "\"generate\":{\"schedules\":3,\"faults\":[{\"kind\":\"refuse\",\"weight\":4}],"
+                   "\"expect\":{\"stats\":{\"pending\":0}}}}");
+    assert_non_null(sc->generate);
+    assert_int_equal(sc->n_steps, 0);
+    assert_true(sc->needs_admin);
+    assert_true(sc->gateway_process);
+    assert_int_equal(sc->generate->schedules, 3);
+    assert_int_equal(sc->generate->steps, 6);
+    assert_int_equal(sc->generate->concurrency, 4);
+    assert_int_equal(sc->generate->fault_percent, 40);
+    assert_int_equal(sc->generate->fault_weight[HARNESS_FAULT_REFUSE], 4);
+    assert_int_equal(sc->generate->fault_weight[HARNESS_FAULT_DROP_ALL], 0);
+    assert_int_equal(sc->generate->op_weight[HARNESS_OP_ACQUIRE], 1);
+    assert_int_equal(sc->generate->max_failures, 1);
+    assert_int_equal(sc->generate->shrink_runs, 200);
+    assert_string_equal(sc->core_json, "{\"max_size\":2}");
+    assert_string_equal(sc->gateway_json, "{\"settings\":{\"max_clients\":8}}");
+    assert_string_equal(sc->generate->expect, "{\"stats\":{\"pending\":0}}");
+    assert_int_equal(sc->timeout_ms, 600000);
+    harness_scenario_free(sc);
+
+    sc = expect_ok(DOC(",\"soak\":{\"duration_ms\":10000}"));
+    assert_non_null(sc->soak);
+    assert_int_equal(sc->soak->sample_ms, 500);
+    assert_int_equal(sc->soak->warmup_ms, 2000);
+    assert_int_equal(sc->soak->rss_tolerance_kib, 2048);
+    assert_int_equal(sc->soak->rss_tolerance_pct, 5);
+    assert_int_equal(sc->soak->fd_tolerance, 2);
+    assert_int_equal(sc->timeout_ms, 6000 + 10000 + 5000);
+    harness_scenario_free(sc);
+}
+
 static void scenario_load_names_the_file(void **state)
 {
     struct harness_err err;
@@ -527,6 +642,9 @@ int main(void)
         cmocka_unit_test(scenario_rejects_bad_expectations),
         cmocka_unit_test(scenario_loads_every_field),
         cmocka_unit_test(scenario_defaults),
+        cmocka_unit_test(scenario_rejects_bad_generate),
+        cmocka_unit_test(scenario_rejects_bad_soak_and_steps),
+        cmocka_unit_test(scenario_generate_defaults),
         cmocka_unit_test(scenario_load_names_the_file),
         cmocka_unit_test(names_and_ranges),
         cmocka_unit_test(shell_quote_replay_parts),

@@ -182,6 +182,9 @@ enum harness_step_kind {
     HARNESS_STEP_STATUS,
     HARNESS_STEP_CLOSE,
     HARNESS_STEP_HOLD_LOCK,
+    HARNESS_STEP_RECOVER,       /* acquire until one succeeds, within deadline_ms */
+    HARNESS_STEP_CLOSE_ZOMBIES, /* ibcore_pool_close_zombies() */
+    HARNESS_STEP_STALL,         /* the loop does not run for wait_ms (a busy application) */
     HARNESS_STEP_GATEWAY,
     HARNESS_STEP_WAIT
 };
@@ -197,11 +200,96 @@ struct harness_step {
     uint64_t hold_ms;     /* acquire: release each success this long after it; hold_lock */
     bool keep;            /* acquire: keep the successes until a release step */
     bool async;           /* acquire: the next step starts at once */
+    bool if_held;         /* request: nothing to do (instead of a failure) when none is held */
     int conn;             /* release, request: index among held connections; -1 = unset */
     struct harness_range until[HARNESS_STAT_COUNT]; /* wait_stats */
     char *method, *target, *body;                   /* gateway: the admin call */
-    uint64_t wait_ms;                               /* wait */
+    uint64_t wait_ms;                               /* wait, stall */
     struct harness_expect expect;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * Generators (key "generate", docs/scenario-format.md): seeded random fault schedules. Each
+ * schedule is a list of steps in the scenario format, drawn from (seed, index) with splitmix64:
+ * faults (gateway rules and actions) and operations (core steps) by weight, followed by a fixed
+ * "heal" tail (faults cleared, then the pool must recover).
+ */
+#define HARNESS_FAULT_MAP(XX)                \
+    XX(SILENT_ACCEPT, "silent_accept")       \
+    XX(SILENT_HANDSHAKE, "silent_handshake") \
+    XX(SILENT_READY, "silent_ready")         \
+    XX(CLOSE_READY, "close_ready")           \
+    XX(RESET_READY, "reset_ready")           \
+    XX(HALF_CLOSE_READY, "half_close_ready") \
+    XX(REFUSE_CLIENT_ID, "refuse_client_id") \
+    XX(HALF_READY, "half_ready")             \
+    XX(DELAY_ACCEPT, "delay_accept")         \
+    XX(IGNORE_REQUEST, "ignore_request")     \
+    XX(GARBAGE_READY, "garbage_ready")       \
+    XX(ERROR_FLAP, "error_flap")             \
+    XX(DROP_ALL, "drop_all")                 \
+    XX(RESET_ALL, "reset_all")               \
+    XX(REFUSE, "refuse")                     \
+    XX(BLACKHOLE, "blackhole")               \
+    XX(ACCEPT, "accept")                     \
+    XX(RESTART, "restart")                   \
+    XX(CLEAR_RULES, "clear_rules")
+
+enum harness_fault {
+#define XX(name, str) HARNESS_FAULT_##name,
+    HARNESS_FAULT_MAP(XX)
+#undef XX
+        HARNESS_FAULT_COUNT
+};
+
+#define HARNESS_OP_MAP(XX)             \
+    XX(ACQUIRE, "acquire")             \
+    XX(ACQUIRE_ASYNC, "acquire_async") \
+    XX(KEEP, "keep")                   \
+    XX(RELEASE, "release")             \
+    XX(REQUEST, "request")             \
+    XX(WAIT, "wait")                   \
+    XX(IDLE, "idle")                   \
+    XX(STATUS, "status")               \
+    XX(CLOSE_ZOMBIES, "close_zombies")
+
+enum harness_op {
+#define XX(name, str) HARNESS_OP_##name,
+    HARNESS_OP_MAP(XX)
+#undef XX
+        HARNESS_OP_COUNT
+};
+
+const char *harness_fault_name(enum harness_fault f);
+const char *harness_op_name(enum harness_op o);
+
+struct harness_generate {
+    unsigned schedules;     /* how many schedules: 1..100000 */
+    unsigned steps;         /* steps per schedule (at most; at least half of it) */
+    unsigned concurrency;   /* acquires in flight at once, at most */
+    unsigned fault_percent; /* the share of steps that are faults (0..100) */
+    unsigned fault_weight[HARNESS_FAULT_COUNT]; /* 0 = never */
+    unsigned op_weight[HARNESS_OP_COUNT];
+    uint64_t deadline_ms;  /* an operation's deadline: drawn from [deadline_ms / 2, deadline_ms] */
+    uint64_t max_wait_ms;  /* waits and holds: [1, max_wait_ms] */
+    uint64_t idle_ms;      /* an "idle" wait: past the alive window, so the next acquire probes */
+    uint64_t max_after_ms; /* a fault's delay after its event: [0, max_after_ms] */
+    uint64_t max_down_ms;  /* a restart's down time: [10, max_down_ms] */
+    uint64_t recovery_ms;  /* the recover step of the tail: the pool is ok again within it */
+    unsigned shrink_runs;  /* runs the shrinker may spend on a failing schedule (0: none) */
+    uint64_t shrink_ms;    /* and wall time */
+    unsigned max_failures; /* stop after this many failing schedules */
+    char *expect;          /* "expect" added to every schedule (JSON text) or NULL */
+};
+
+/* A soak (key "soak"): the steps run again and again for duration_ms while the process's RSS
+ * and descriptors are sampled every sample_ms; after warmup_ms, the median of the last third of
+ * the samples may exceed the median of the first third by at most the tolerance. */
+struct harness_soak {
+    uint64_t duration_ms, sample_ms, warmup_ms;
+    uint64_t rss_tolerance_kib; /* absolute slack */
+    unsigned rss_tolerance_pct; /* relative slack (of the first third's median); the larger wins */
+    unsigned fd_tolerance;
 };
 
 struct harness_scenario {
@@ -218,14 +306,18 @@ struct harness_scenario {
     bool has_breaker_seed;
     char *strings[8]; /* owned copies the core config's string fields point to */
     unsigned n_strings;
-    struct mgw_script *script; /* "gateway" (NULL when absent) */
-    char *gateway_rules;       /* the same rules as a PUT /v1/rules body, for an external one */
-    bool gateway_has_settings; /* settings need the in-process gateway */
-    bool needs_admin;          /* gateway steps or journal expectations */
-    int measure_step;          /* the step whose slowest operation is the key measure; -1 */
-    struct harness_step *steps;
+    struct mgw_script *script;  /* "gateway" (NULL when absent) */
+    char *gateway_rules;        /* the same rules as a PUT /v1/rules body, for an external one */
+    bool gateway_has_settings;  /* settings need the in-process gateway */
+    bool needs_admin;           /* gateway steps or journal expectations */
+    int measure_step;           /* the step whose slowest operation is the key measure; -1 */
+    struct harness_step *steps; /* none with "generate" */
     unsigned n_steps;
-    struct harness_expect expect; /* scenario level */
+    struct harness_expect expect;      /* scenario level */
+    bool gateway_process;              /* mockgw runs as a child process (the mockgw binary) */
+    struct harness_generate *generate; /* NULL: a plain scenario */
+    struct harness_soak *soak;         /* NULL: the steps run once */
+    char *core_json, *gateway_json;    /* "core" and "gateway" as given (generate only) */
 };
 
 /* Loads a scenario file (at most 4 MiB). NULL on error, err->msg "path: $.json.path: reason". */
@@ -250,6 +342,10 @@ struct harness_run_opts {
                              * are skipped) */
     int admin_port;
     const char *lock_dir; /* where the per-run handshake lock file goes; NULL: $TMPDIR or /tmp */
+    const char *artifacts_dir; /* where minimal failing schedules are written; NULL: $TMPDIR or
+                                * /tmp */
+    const char *mockgw_bin;    /* the mockgw binary for "gateway_process"; NULL: $MOCKGW_BIN,
+                                * else next to this program (../mockgw/mockgw, ./mockgw) */
 };
 
 void harness_run_opts_init(struct harness_run_opts *o);
@@ -267,7 +363,10 @@ struct harness_result {
     unsigned n_failures; /* messages kept: at most HARNESS_MAX_FAILURES */
     unsigned n_failures_total;
     char *failures[HARNESS_MAX_FAILURES];
-    char *core_log; /* the core's log lines during the run (the last 64), or NULL */
+    char *core_log;         /* the core's log lines during the run (the last 64), or NULL */
+    char *artifact;         /* generate: the minimal failing schedule's scenario file, or NULL */
+    uint64_t artifact_seed; /* the seed that replays it */
+    unsigned schedules;     /* generate: schedules run */
 };
 
 /* Runs sc on loop (which must have no other active handles the run would wait on) and fills
@@ -281,6 +380,48 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
                 const struct harness_run_opts *o, struct harness_result *res);
 
 void harness_result_clear(struct harness_result *res);
+
+/* ---------------------------------------------------------------------------------------------
+ * Schedules: what a generator draws, shrinks and writes out.
+ */
+struct harness_schedule {
+    uint64_t seed;       /* the seed the schedule runs with (mockgw, pool, breaker) */
+    unsigned index;      /* which schedule of the generator */
+    struct cJSON *steps; /* owned: an array of steps in the scenario format */
+};
+
+/* Draws schedule index of g from seed: the same (g, seed, index) always gives the same steps.
+ * 0, or UV_ENOMEM. out is cleared with harness_schedule_clear(). */
+int harness_schedule_make(const struct harness_generate *g, uint64_t seed, unsigned index,
+                          struct harness_schedule *out);
+void harness_schedule_clear(struct harness_schedule *s);
+/* A deep copy (UV_ENOMEM). */
+int harness_schedule_copy(const struct harness_schedule *in, struct harness_schedule *out);
+/* The complete scenario that runs s: sc's core and gateway, s's steps, the heal tail and the
+ * generator's expect; name "<sc name>-<index>". malloc'd text, or NULL when out of memory. */
+char *harness_schedule_to_json(const struct harness_scenario *sc, const struct harness_schedule *s,
+                               bool pretty);
+/* One line per step ("fault refuse_client_id times=1", "acquire x2 hold 10 ms"), malloc'd. */
+char *harness_schedule_describe(const struct harness_schedule *s);
+unsigned harness_schedule_len(const struct harness_schedule *s);
+
+/* The shrinker's question: does this candidate still fail the same way? */
+typedef bool (*harness_shrink_fn)(const struct harness_schedule *candidate, void *data);
+
+struct harness_shrink_stats {
+    unsigned runs;         /* candidates tried */
+    unsigned steps_before; /* steps of the failing schedule */
+    unsigned steps_after;  /* steps of the minimal one */
+    bool out_of_budget;    /* stopped by max_runs or max_ms before a fixed point */
+};
+
+/* Delta debugging: drops chunks of steps (halves, quarters, ... single steps) while the
+ * schedule still fails, then simplifies values (counts and concurrency to 1, holds, waits and
+ * delays to 0, times to 1, asynchronous to synchronous), and repeats until nothing changes or
+ * the budget (max_runs candidates, max_ms) is spent. s is replaced by the smallest failing
+ * schedule found (it still fails: only failing candidates are kept). 0 or UV_ENOMEM. */
+int harness_shrink(struct harness_schedule *s, harness_shrink_fn fails, void *data,
+                   unsigned max_runs, uint64_t max_ms, struct harness_shrink_stats *st);
 
 /* ---------------------------------------------------------------------------------------------
  * HTTP/1.1 client (for the admin API): one request per connection (Connection: close), the
@@ -303,6 +444,66 @@ int harness_http_request(uv_loop_t *loop, const char *host, int port, const char
 
 /* Completes a pending request with UV_ECANCELED (inside this call). */
 void harness_http_cancel(struct harness_http *h);
+
+/* ---------------------------------------------------------------------------------------------
+ * A small HTTP/1.1 server (the probe's endpoints): GET and HEAD only, one request per connection
+ * (answered with Connection: close), at most 64 connections, 8 KiB of request head and 5 s per
+ * connection. Anything else is answered 4xx by the server itself.
+ */
+struct harness_httpd;
+
+/* Answers method path (the target without its query): returns the HTTP status and sets *body to
+ * a malloc'd JSON text (the server frees it; NULL: "{}"). */
+typedef int (*harness_httpd_fn)(const char *method, const char *path, char **body, void *data);
+
+/* Listens on host:port (numeric; port 0 picks one). 0 and *out, or a negative code with err. */
+int harness_httpd_start(uv_loop_t *loop, const char *host, int port, harness_httpd_fn fn,
+                        void *data, struct harness_httpd **out, struct harness_err *err);
+int harness_httpd_port(const struct harness_httpd *s); /* the bound port, -1 on error */
+/* Closes the listener and every connection; frees in the last close callback, then cb(data). */
+void harness_httpd_close(struct harness_httpd *s, void (*cb)(void *data), void *data);
+
+/* ---------------------------------------------------------------------------------------------
+ * Probe (`harness probe`): the core's live view of any gateway, real or fake, through a pool of
+ * one connection: acquired (validated), given back, then the pool's status and score.
+ */
+struct harness_probe_opts {
+    const char *host; /* the gateway (numeric) */
+    int port;
+    int client_id;        /* the first client id tried (99; then 100, 101) */
+    uint64_t timeout_ms;  /* an acquire's deadline (10000) */
+    unsigned threshold;   /* healthy when the score is at least this (75) */
+    uint64_t interval_ms; /* serving: a fresh acquire this often (5000) */
+};
+
+void harness_probe_opts_init(struct harness_probe_opts *o);
+
+struct harness_probe_result {
+    int acquire_status;  /* 0 or the acquire's error */
+    uint64_t acquire_ms; /* how long it took */
+    unsigned score;      /* 0..100 */
+    bool healthy;        /* score >= threshold */
+    char *status_json;   /* ibcore_pool_status_json() plus a "probe" object; malloc'd */
+};
+
+/* One acquire within timeout_ms, then the status; everything closed again before it returns
+ * (bounded by timeout_ms + 5 s). 0 with res filled (res->status_json may be NULL when out of
+ * memory), or a negative code (UV_EINVAL for a bad address, UV_ENOMEM). */
+int harness_probe_once(uv_loop_t *loop, const struct harness_probe_opts *o,
+                       struct harness_probe_result *res);
+void harness_probe_result_clear(struct harness_probe_result *res);
+
+struct harness_probe;
+
+/* Serves the endpoints on host:port: GET /api/v1/ib/resilience (the status JSON with "probe"),
+ * /api/v1/ib/health (200 or 503 with {"status", "score", "threshold"}) and /api/v1/ib/status
+ * ({"status": "success", "data": {"overall_resilience_score": N, ...}}), acquiring a connection
+ * every interval_ms. 0 and *out, or a negative code with err. */
+int harness_probe_serve(uv_loop_t *loop, const struct harness_probe_opts *o, const char *host,
+                        int port, struct harness_probe **out, struct harness_err *err);
+int harness_probe_port(const struct harness_probe *p);
+/* Stops serving, closes the pool; frees and calls cb(data) once everything is closed. */
+void harness_probe_stop(struct harness_probe *p, void (*cb)(void *data), void *data);
 
 /* ---------------------------------------------------------------------------------------------
  * Suites and reports.
