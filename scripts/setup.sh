@@ -41,7 +41,8 @@ fi
 build_type=RelWithDebInfo
 [ -n "${MGW_SANITIZE:-}" ] && build_type=Debug
 cmake_args=(-S "$root" -B "$build" -DCMAKE_BUILD_TYPE=$build_type)
-[ "$mode" = test ] || cmake_args+=(-DMGW_TESTS=OFF)
+# Explicit both ways: the cache would otherwise keep what an earlier run.sh or test.sh chose.
+if [ "$mode" = test ]; then cmake_args+=(-DMGW_TESTS=ON); else cmake_args+=(-DMGW_TESTS=OFF); fi
 [ -n "${MGW_SANITIZE:-}" ] && cmake_args+=("-DMGW_SANITIZE=$MGW_SANITIZE")
 cmake "${cmake_args[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)"
