@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "harness.h"
+#include "http_answer.h"
 #include "mockgw.h"
 
 struct fixture {
@@ -142,30 +143,12 @@ static void probe_once_closed_port_not_healthy(void **state)
 
 /* ---- serving --------------------------------------------------------------------------------- */
 
-struct answer {
-    int calls, status, http_status;
-    char body[4096];
-};
-
-static void on_answer(struct harness_http *h, int status, int http_status, const char *body,
-                      size_t len, void *data)
-{
-    struct answer *a = data;
-
-    (void)h;
-    (void)len;
-    a->calls++;
-    a->status = status;
-    a->http_status = http_status;
-    snprintf(a->body, sizeof a->body, "%s", body != NULL ? body : "");
-}
-
 static void get(struct fixture *fx, int port, const char *method, const char *target,
-                const char *body, struct answer *a)
+                const char *body, struct http_answer *a)
 {
     memset(a, 0, sizeof *a);
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1", port, method, target, body, 3000,
-                                          on_answer, a, NULL),
+                                          on_http_answer, a, NULL),
                      0);
     while (a->calls == 0 && !fx->hung)
         uv_run(&fx->loop, UV_RUN_ONCE);
@@ -184,7 +167,7 @@ static void probe_serve_endpoints(void **state)
     struct harness_probe_opts o;
     struct harness_probe *p;
     struct harness_err err;
-    struct answer a;
+    struct http_answer a;
     char target[2048];
     int port, stopped = 0;
     cJSON *doc;

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "harness.h"
+#include "http_answer.h"
 #include "mockgw.h"
 
 struct fixture {
@@ -214,24 +215,6 @@ static void run_external_gateway_without_admin_skips(void **state)
 
 /* ---- the HTTP client ------------------------------------------------------------------------- */
 
-struct got {
-    int calls, status, http_status;
-    char body[8192];
-};
-
-static void on_http(struct harness_http *h, int status, int http_status, const char *body,
-                    size_t len, void *data)
-{
-    struct got *g = data;
-
-    (void)h;
-    (void)len;
-    g->calls++;
-    g->status = status;
-    g->http_status = http_status;
-    snprintf(g->body, sizeof g->body, "%s", body != NULL ? body : "");
-}
-
 static void run_until(struct fixture *fx, const int *calls)
 {
     while (*calls == 0 && !fx->hung)
@@ -252,7 +235,7 @@ static void http_answers_refuses_and_cancels(void **state)
     struct mgw_server *srv;
     struct mgw_err err;
     struct harness_http *h;
-    struct got g = { 0 };
+    struct http_answer g = { 0 };
     int stopped = 0, admin;
 
     mgw_config_init(&cfg);
@@ -264,7 +247,7 @@ static void http_answers_refuses_and_cancels(void **state)
     admin = mgw_server_admin_port(srv);
 
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1", admin, "GET", "/v1/status", NULL,
-                                          2000, on_http, &g, NULL),
+                                          2000, on_http_answer, &g, NULL),
                      0);
     assert_int_equal(g.calls, 0); /* never inside the call */
     run_until(fx, &g.calls);
@@ -275,7 +258,7 @@ static void http_answers_refuses_and_cancels(void **state)
     memset(&g, 0, sizeof g);
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1", admin, "PUT", "/v1/rules",
                                           "{\"rules\":[{\"action\":{\"type\":\"x\"}}]}", 2000,
-                                          on_http, &g, NULL),
+                                          on_http_answer, &g, NULL),
                      0);
     run_until(fx, &g.calls);
     assert_int_equal(g.http_status, 400);
@@ -283,7 +266,7 @@ static void http_answers_refuses_and_cancels(void **state)
 
     memset(&g, 0, sizeof g);
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1", admin, "GET", "/v1/status", NULL,
-                                          2000, on_http, &g, &h),
+                                          2000, on_http_answer, &g, &h),
                      0);
     harness_http_cancel(h);
     assert_int_equal(g.calls, 1);
@@ -296,12 +279,12 @@ static void http_answers_refuses_and_cancels(void **state)
     /* Nothing listens there now. */
     memset(&g, 0, sizeof g);
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1", admin, "GET", "/", NULL, 2000,
-                                          on_http, &g, NULL),
+                                          on_http_answer, &g, NULL),
                      0);
     run_until(fx, &g.calls);
     assert_int_equal(g.status, UV_ECONNREFUSED);
     assert_int_equal(harness_http_request(&fx->loop, "localhost", admin, "GET", "/", NULL, 2000,
-                                          on_http, &g, NULL),
+                                          on_http_answer, &g, NULL),
                      UV_EINVAL);
     uv_run(&fx->loop, UV_RUN_NOWAIT);
     assert_int_equal(g.calls, 1);
@@ -318,7 +301,7 @@ static void http_times_out_on_a_silent_server(void **state)
     struct fixture *fx = *state;
     struct sockaddr_storage ss;
     struct sockaddr_in addr;
-    struct got g = { 0 };
+    struct http_answer g = { 0 };
     uv_tcp_t listener;
     int len = sizeof ss;
     uint64_t t0;
@@ -332,7 +315,7 @@ static void http_times_out_on_a_silent_server(void **state)
     t0 = uv_hrtime();
     assert_int_equal(harness_http_request(&fx->loop, "127.0.0.1",
                                           ntohs(((struct sockaddr_in *)&ss)->sin_port), "GET", "/",
-                                          NULL, 150, on_http, &g, NULL),
+                                          NULL, 150, on_http_answer, &g, NULL),
                      0);
     run_until(fx, &g.calls);
     assert_int_equal(g.status, UV_ETIMEDOUT);
