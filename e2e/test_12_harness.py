@@ -535,3 +535,83 @@ def test_probe_serve_endpoints_and_sigterm(tmp_path):
             proc.kill()
             proc.wait()
         gw.stop()
+
+
+def children_of(pid):
+    """The pids of pid's children (Linux: /proc/PID/task/*/children)."""
+    kids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            kids += [int(k) for k in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return kids
+
+
+def alive(pid):
+    """True while pid exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout_s(60)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_mid_scenario_tears_down_reports_and_exits_128_plus_n(tmp_path, sig):
+    doc = {"name": "waits-a-long-time", "levels": ["standard"], "gateway_process": True,
+           "steps": [{"core": "acquire", "expect": {"status": "ok"}}, {"wait_ms": 30000}]}
+    sc = write(tmp_path, "long.json", doc)
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    proc = subprocess.Popen([harness_bin(), "--scenario", str(sc), "--scenario", str(sc),
+                             "--json", str(report), "--junit", str(junit), "--mockgw",
+                             mockgw_bin()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT)
+    try:
+        assert wait_until(lambda: children_of(proc.pid), 10), "no gateway_process child"
+        child = children_of(proc.pid)[0]
+        time.sleep(0.5)  # into the wait step
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    name = signal.Signals(sig).name
+    assert proc.returncode == 128 + sig, (proc.returncode, out, err)
+    assert took < 10, took  # the teardown is bounded; the wait had 29 s left
+    assert not alive(child), "the gateway_process child outlived the harness"
+    assert last_line(out) == f"DO NOT DEPLOY: interrupted by {name}", out
+    assert "1 failed, 0 skipped, 1 not run" in out, out
+    assert f"interrupted by {name} during $.steps[1] (wait 30000 ms); torn down" in out, out
+    assert "exited" not in out, out  # the child stopped by the teardown, not by itself
+    assert f"harness: {name}: stopping" in err and f"1 of 2 scenarios ran" in err, err
+    summary = json.loads(report.read_text())["summary"]
+    assert summary["interrupted"] == name and summary["not_run"] == 1, summary
+    assert summary["deploy"] is False and summary["total"] == 1, summary
+    case = ET.parse(junit).getroot().find(".//testcase")
+    assert "interrupted by" in case.find("failure").get("message")
+
+
+@pytest.mark.timeout_s(60)
+def test_signal_during_a_generator_stops_between_schedules(tmp_path):
+    report = tmp_path / "r.json"
+    proc = subprocess.Popen([harness_bin(), "--level", "exhaustive", "--only", "random-*",
+                             "--json", str(report)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 143, (out, err)
+    assert last_line(out) == "DO NOT DEPLOY: interrupted by SIGTERM", out
+    doc = json.loads(report.read_text())
+    assert doc["summary"]["interrupted"] == "SIGTERM"
+    first = doc["scenarios"][0]
+    assert first["result"] == "fail" and "interrupted by SIGTERM" in " ".join(first["failures"])

@@ -227,6 +227,22 @@ int harness__generate_run(uv_loop_t *loop, const struct harness_scenario *sc,
         if ((rc = harness_schedule_make(g, seed, i, &s)) < 0)
             break;
         rc = run_schedule(&ex, &s, &one);
+        if (rc == 0 && harness_interrupted() != 0) { /* its failure says where it stopped */
+            for (unsigned k = 0; k < one.n_failures; k++)
+                harness__result_fail(res, "schedule %u of %u: %s", i, g->schedules,
+                                     one.failures[k]);
+            if (one.n_failures == 0) {
+                char buf[32];
+
+                harness__result_fail(res, "interrupted by %s after schedule %u of %u",
+                                     harness_signal_name(harness_interrupted(), buf, sizeof buf), i,
+                                     g->schedules);
+            }
+            harness_result_clear(&one);
+            harness_schedule_clear(&s);
+            i++;
+            break;
+        }
         if (rc == UV_EINVAL) {
             harness__result_fail(res, "schedule %u: the generated scenario does not load: %s", i,
                                  ex.load_err);

@@ -1,5 +1,6 @@
 /* harness: the command line (docs/harness.md). Prints, picks the exit code: 0 every scenario
- * passed, 1 any failed, 2 usage error or a bad scenario file. */
+ * passed, 1 any failed, 2 usage error or a bad scenario file, 128 + N stopped by signal N
+ * (SIGINT or SIGTERM) after tearing the scenario in progress down. */
 #include <errno.h>
 #include <fnmatch.h>
 #include <getopt.h>
@@ -56,7 +57,9 @@ static const char usage_text[] =
     "  -h, --help                this text\n"
     "  -V, --version             the version\n"
     "\n"
-    "Exit status: 0 every scenario passed, 1 any failed, 2 usage error or bad scenario file.\n"
+    "Exit status: 0 every scenario passed, 1 any failed, 2 usage error or bad scenario file,\n"
+    "130/143 stopped by SIGINT/SIGTERM (the scenario in progress is torn down, its gateway\n"
+    "stopped, the reports written; the last line is \"DO NOT DEPLOY: interrupted by ...\").\n"
     "Every failure prints the command that replays it. 'harness probe --help' describes the\n"
     "probe.\n";
 
@@ -509,6 +512,39 @@ static void print_probe(const struct probe_cli *pc, const struct harness_probe_r
 static struct harness_probe *serving;
 static uv_signal_t sig_term, sig_int;
 
+/* A scenario run: the first SIGINT/SIGTERM stops it at its next wait; later ones only say
+ * that the teardown is under way (it is bounded). Unreferenced: they keep no loop alive. */
+static void on_run_signal(uv_signal_t *s, int signum)
+{
+    char buf[32];
+
+    (void)s;
+    if (harness_interrupted() == 0)
+        fprintf(stderr, "harness: %s: stopping (tearing the scenario in progress down)\n",
+                harness_signal_name(signum, buf, sizeof buf));
+    else
+        fprintf(stderr, "harness: %s: already stopping\n",
+                harness_signal_name(signum, buf, sizeof buf));
+    harness_interrupt(signum);
+}
+
+static void watch_run_signals(uv_loop_t *loop)
+{
+    uv_signal_init(loop, &sig_term);
+    uv_signal_init(loop, &sig_int);
+    uv_signal_start(&sig_term, on_run_signal, SIGTERM);
+    uv_signal_start(&sig_int, on_run_signal, SIGINT);
+    uv_unref((uv_handle_t *)&sig_term);
+    uv_unref((uv_handle_t *)&sig_int);
+}
+
+static void unwatch_run_signals(uv_loop_t *loop)
+{
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+}
+
 static void on_probe_stopped(void *data)
 {
     (void)data;
@@ -651,9 +687,16 @@ int main(int argc, char **argv)
     printf("harness: %u scenario%s%s%s, gateway %s\n", n, n == 1 ? "" : "s",
            rep.level != NULL ? ", level " : "", rep.level != NULL ? rep.level : "", rep.gateway);
     fflush(stdout);
+    watch_run_signals(&loop);
     t0 = uv_hrtime();
     for (unsigned i = 0; i < n; i++) {
         struct harness_report_item *it = &rep.items[i];
+
+        if ((rep.interrupted = harness_interrupted()) != 0) {
+            rep.not_run = n - i;
+            break;
+        }
+        rep.n = i + 1;
 
         it->sc = list[i];
         if ((rc = harness_run(&loop, list[i], &ro, &it->res)) < 0) {
@@ -674,7 +717,9 @@ int main(int argc, char **argv)
                (double)it->res.duration_ms / 1000.0);
         fflush(stdout);
     }
-    rep.n = n;
+    if (rep.interrupted == 0 && (rep.interrupted = harness_interrupted()) != 0)
+        rep.not_run = n - rep.n;
+    unwatch_run_signals(&loop);
     rep.duration_ms = (uv_hrtime() - t0) / 1000000u;
     rc = harness_report_failed(&rep) > 0 ? 1 : 0;
     if (o.json != NULL && harness_report_json(&rep, o.json, &err) < 0) {
@@ -685,17 +730,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "harness: --junit %s\n", err.msg);
         rc = EXIT_USAGE;
     }
+    if (rep.interrupted != 0) {
+        char buf[32];
+
+        fprintf(stderr, "harness: interrupted by %s: %u of %u scenarios ran\n",
+                harness_signal_name(rep.interrupted, buf, sizeof buf), rep.n, n);
+    }
     fflush(stderr);
     harness_report_console(&rep, stdout);
     if (rc == 0 && harness_report_failed(&rep) == 0) {
         unsigned passed = 0;
 
-        for (unsigned i = 0; i < n; i++)
+        for (unsigned i = 0; i < rep.n; i++)
             passed += rep.items[i].res.verdict == HARNESS_PASS;
         if (passed == 0)
             rc = 1; /* everything skipped: no evidence */
     }
-    for (unsigned i = 0; i < n; i++) {
+    if (rep.interrupted != 0 && rc != EXIT_USAGE)
+        rc = 128 + rep.interrupted;
+    for (unsigned i = 0; i < rep.n; i++) {
         harness_result_clear(&rep.items[i].res);
         free(rep.items[i].replay);
     }

@@ -41,7 +41,12 @@ static void verdict_line(const struct harness_report *r, char *buf, size_t cap)
 {
     unsigned failed = harness_report_failed(r), passed = count_verdict(r, HARNESS_PASS);
 
-    if (failed == 0 && passed > 0)
+    char sig[32];
+
+    if (r->interrupted != 0)
+        snprintf(buf, cap, "DO NOT DEPLOY: interrupted by %s",
+                 harness_signal_name(r->interrupted, sig, sizeof sig));
+    else if (failed == 0 && passed > 0)
         snprintf(buf, cap, "DEPLOY: OK");
     else if (failed == 0) /* nothing passed: no evidence is not a pass */
         snprintf(buf, cap, "DO NOT DEPLOY: 0 failed, none passed");
@@ -78,9 +83,12 @@ void harness_report_console(const struct harness_report *r, FILE *out)
         fprintf(out, "  replay: %s\n", it->replay);
     }
     verdict_line(r, verdict, sizeof verdict);
-    fprintf(out, "\n%u scenarios: %u passed, %u failed, %u skipped in %.1f s\n%s\n", r->n,
+    fprintf(out, "\n%u scenario%s: %u passed, %u failed, %u skipped", r->n, r->n == 1 ? "" : "s",
             count_verdict(r, HARNESS_PASS), harness_report_failed(r),
-            count_verdict(r, HARNESS_SKIP), (double)r->duration_ms / 1000.0, verdict);
+            count_verdict(r, HARNESS_SKIP));
+    if (r->not_run > 0)
+        fprintf(out, ", %u not run", r->not_run);
+    fprintf(out, " in %.1f s\n%s\n", (double)r->duration_ms / 1000.0, verdict);
     fflush(out);
 }
 
@@ -123,7 +131,16 @@ int harness_report_json(const struct harness_report *r, const char *path, struct
     cJSON_AddNumberToObject(sum, "passed", count_verdict(r, HARNESS_PASS));
     cJSON_AddNumberToObject(sum, "failed", harness_report_failed(r));
     cJSON_AddNumberToObject(sum, "skipped", count_verdict(r, HARNESS_SKIP));
+    cJSON_AddNumberToObject(sum, "not_run", r->not_run);
     cJSON_AddNumberToObject(sum, "duration_ms", (double)r->duration_ms);
+    if (r->interrupted != 0) {
+        char sig[32];
+
+        cJSON_AddStringToObject(sum, "interrupted",
+                                harness_signal_name(r->interrupted, sig, sizeof sig));
+    } else {
+        cJSON_AddNullToObject(sum, "interrupted");
+    }
     cJSON_AddBoolToObject(sum, "deploy", strcmp(verdict, "DEPLOY: OK") == 0);
     cJSON_AddStringToObject(sum, "verdict", verdict);
     list = cJSON_AddArrayToObject(doc, "scenarios");

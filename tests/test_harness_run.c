@@ -213,6 +213,48 @@ static void run_external_gateway_without_admin_skips(void **state)
     harness_scenario_free(sc);
 }
 
+static void on_interrupt_timer(uv_timer_t *t)
+{
+    (void)t;
+    harness_interrupt(SIGTERM);
+}
+
+/* The wait in progress ends at once; the one failure says where; the teardown still runs (the
+ * fixture's teardown fails on a leaked handle); the next run stops before its first step. */
+static void run_interrupted_stops_at_the_next_wait(void **state)
+{
+    struct fixture *fx = *state;
+    struct harness_result res;
+    uv_timer_t t;
+    const char *json = "{\"name\":\"t\",\"levels\":[\"basic\"],\"steps\":["
+                       "{\"core\":\"acquire\",\"expect\":{\"status\":\"ok\"}},"
+                       "{\"wait_ms\":20000}],"
+                       "\"expect\":{\"journal\":{\"accepted\":5}}}";
+
+    uv_timer_init(&fx->loop, &t);
+    uv_timer_start(&t, on_interrupt_timer, 300, 0);
+    run(fx, json, &res);
+    dump(&res);
+    assert_int_equal(harness_interrupted(), SIGTERM);
+    assert_int_equal(res.verdict, HARNESS_FAIL);
+    assert_int_equal(res.n_failures_total, 1); /* not the journal expectation: never checked */
+    assert_string_equal(res.failures[0],
+                        "interrupted by SIGTERM during $.steps[1] (wait 20000 ms); torn down");
+    assert_in_range(res.duration_ms, 250, 5000);
+    harness_result_clear(&res);
+
+    run(fx, json, &res);
+    dump(&res);
+    assert_int_equal(res.n_failures_total, 1);
+    assert_non_null(strstr(res.failures[0], "interrupted by SIGTERM"));
+    assert_in_range(res.duration_ms, 0, 5000);
+    harness_result_clear(&res);
+    harness_interrupt_clear();
+    assert_int_equal(harness_interrupted(), 0);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* t lives on this stack */
+}
+
 /* ---- the HTTP client ------------------------------------------------------------------------- */
 
 static void run_until(struct fixture *fx, const int *calls)
@@ -333,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(run_step_cut_at_its_deadline, setup, teardown),
         cmocka_unit_test_setup_teardown(run_pool_close_ends_pending_acquires, setup, teardown),
         cmocka_unit_test_setup_teardown(run_external_gateway_without_admin_skips, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_interrupted_stops_at_the_next_wait, setup, teardown),
         cmocka_unit_test_setup_teardown(http_answers_refuses_and_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(http_times_out_on_a_silent_server, setup, teardown),
     };

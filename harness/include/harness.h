@@ -381,6 +381,18 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
 
 void harness_result_clear(struct harness_result *res);
 
+/* Stops the run in progress, and every later one at once: its current wait ends, the result
+ * gets the one failure "interrupted by SIGTERM ..." (no other step or expectation failure is
+ * added), and the teardown (pool, breakers, the gateway, a gateway_process child stopped with
+ * SIGTERM) runs as usual within its bound. Meant for the loop's SIGINT/SIGTERM handler; a
+ * generator stops between schedules. harness_interrupted() is the signal, or 0. */
+void harness_interrupt(int signum);
+int harness_interrupted(void);
+/* Runs may go on again (a program that outlives an interrupted run: the tests). */
+void harness_interrupt_clear(void);
+/* "SIGINT", "SIGTERM", ... or "signal N". */
+const char *harness_signal_name(int signum, char *buf, size_t cap);
+
 /* ---------------------------------------------------------------------------------------------
  * Schedules: what a generator draws, shrinks and writes out.
  */
@@ -529,6 +541,8 @@ struct harness_report {
     uint64_t duration_ms;
     struct harness_report_item *items;
     unsigned n;
+    int interrupted;  /* the signal that stopped the run early, or 0 */
+    unsigned not_run; /* selected scenarios that did not run because of it */
 };
 
 unsigned harness_report_failed(const struct harness_report *r);
