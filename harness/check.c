@@ -105,10 +105,21 @@ static bool ends_handshake(const cJSON *e, const char *ev)
            strcmp(action, "silent") == 0;
 }
 
+/* A ready session the gateway ended: not the client's own close. */
+static bool gateway_drop(const cJSON *e)
+{
+    const char *phase = str_of(e, "phase"), *reason = str_of(e, "reason");
+
+    return phase != NULL && strcmp(phase, "ready") == 0 && reason != NULL &&
+           strcmp(reason, "peer closed") != 0 && strcmp(reason, "peer reset") != 0;
+}
+
 void harness__journal_facts(const cJSON *entries, struct harness__journal_facts *f)
 {
-    double open[256];
+    double open[256], refused_id = -1;
     unsigned n_open = 0;
+    uint64_t t, last_accept = 0, drop_at = 0;
+    bool refused = false, dropped = false;
     const cJSON *e;
 
     memset(f, 0, sizeof *f);
@@ -116,10 +127,37 @@ void harness__journal_facts(const cJSON *entries, struct harness__journal_facts 
     {
         const char *ev = str_of(e, "event");
         double conn = num_of(e, "conn", 0);
+        bool has_t = harness__iso_ms(str_of(e, "t"), &t);
         unsigned i;
 
         if (ev == NULL)
             continue;
+        if (strcmp(ev, "accept") == 0 && has_t) {
+            if (f->accepted > 0 && t >= last_accept &&
+                (!f->has_connect_gap || t - last_accept < f->min_connect_gap_ms)) {
+                f->has_connect_gap = true;
+                f->min_connect_gap_ms = t - last_accept;
+                f->gap_at = f->accepted + 1;
+            }
+            last_accept = t;
+        }
+        if (strcmp(ev, "client_id_in_use") == 0) {
+            refused = true;
+            refused_id = num_of(e, "client_id", -1);
+        } else if (strcmp(ev, "start_api") == 0 && refused) {
+            f->same_id_after_326 += num_of(e, "client_id", -2) == refused_id;
+            refused = false;
+        } else if (strcmp(ev, "disconnect") == 0 && has_t && gateway_drop(e)) {
+            f->drops++;
+            if (!dropped)
+                drop_at = t;
+            dropped = true;
+        } else if (strcmp(ev, "ready") == 0 && has_t && dropped) {
+            if (t >= drop_at && t - drop_at > f->max_reconnect_ms)
+                f->max_reconnect_ms = t - drop_at;
+            dropped = false;
+        }
+        f->never_reconnected = dropped;
         if (strcmp(ev, "accept") == 0) {
             f->accepted++;
             if (n_open < sizeof open / sizeof open[0])

@@ -71,6 +71,16 @@ struct harness__journal_facts {
     int client_ids[64];
     unsigned n_client_ids; /* more than 64 are counted in n_client_ids_total only */
     unsigned n_client_ids_total;
+    /* the closest two accepts: ms apart, and which (accept ordinals 1, 2, ...) */
+    bool has_connect_gap;
+    uint64_t min_connect_gap_ms;
+    unsigned gap_at;
+    /* gateway-side drops of ready sessions ("disconnect" in phase ready that the client did
+     * not cause) and the longest wait from one to the next "ready" */
+    unsigned drops;
+    uint64_t max_reconnect_ms;
+    bool never_reconnected;     /* the last drop had no "ready" after it */
+    unsigned same_id_after_326; /* start_api right after a 326 with the refused id again */
 };
 
 void harness__journal_facts(const cJSON *entries, struct harness__journal_facts *f);
@@ -95,6 +105,38 @@ int harness__generate_run(uv_loop_t *loop, const struct harness_scenario *sc,
 /* Adds a failure message to res (at most HARNESS_MAX_FAILURES are kept; all are counted). */
 void harness__result_fail(struct harness_result *res, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* ---- an external client (client.c) ---- */
+struct harness__client;
+struct harness__client_vars {
+    const char *host;
+    int port, admin_port;
+    uint64_t seed;
+    const char *scenario_dir; /* shell-quoted into {scenario_dir} */
+};
+/* The command with {host}, {port}, {admin_port}, {seed} and {scenario_dir} replaced (other
+ * text, braces included, as is); NULL when out of memory. */
+char *harness__client_command(const char *tmpl, const struct harness__client_vars *v);
+/* Runs command with /bin/sh -c in a new process group, stdin /dev/null, stdout and stderr
+ * kept, MOCKGW_HOST/MOCKGW_PORT/MOCKGW_ADMIN_PORT in its environment. 0, or a negative libuv
+ * code; *out is set either way and must be closed (harness__client_close) and freed. */
+int harness__client_start(uv_loop_t *loop, const char *command,
+                          const struct harness__client_vars *v, struct harness__client **out);
+bool harness__client_exited(const struct harness__client *c);
+/* From its start to its exit (or to now while it runs). */
+uint64_t harness__client_ms(const struct harness__client *c);
+/* The exit status, 128 + N when killed by signal N, -1 before it exited. */
+int harness__client_status(const struct harness__client *c);
+/* sig to the client's process group (only its own). */
+void harness__client_signal(struct harness__client *c, int sig);
+/* SIGKILL to the group if still running, then closes the handles; closed() once they are. */
+void harness__client_close(struct harness__client *c);
+bool harness__client_closed(const struct harness__client *c);
+/* Both output pipes reached EOF (or were closed). */
+bool harness__client_output_done(const struct harness__client *c);
+/* Its output so far (heap, NUL bytes as spaces); NULL when out of memory. */
+char *harness__client_output(const struct harness__client *c);
+void harness__client_free(struct harness__client *c);
 
 /* This process's resident set (KiB) and open descriptors; -1 when /proc cannot tell. */
 long harness__rss_kib(void);

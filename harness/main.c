@@ -29,7 +29,7 @@
 #define MAX_FILES  1024
 
 static const char usage_text[] =
-    "usage: harness --level LEVEL | --scenario FILE... [options]\n"
+    "usage: harness --level LEVEL | --scenario FILE [FILE...] [options]\n"
     "       harness probe HOST:PORT [--serve [ADDR:]PORT] [--json] [options]\n"
     "\n"
     "Runs scenarios against the core (libibcore) and a fake IB Gateway (mockgw) and reports\n"
@@ -38,7 +38,8 @@ static const char usage_text[] =
     "\n"
     "  -l, --level LEVEL         basic, standard or exhaustive (cumulative: standard runs\n"
     "                            basic too); scenarios come from DIR/LEVEL/*.json\n"
-    "  -s, --scenario FILE       run this scenario file (repeatable)\n"
+    "  -s, --scenario FILE       run this scenario file (repeatable; more files may follow\n"
+    "                            it as plain arguments)\n"
     "  -o, --only PATTERN        only scenarios whose name matches (shell pattern; repeatable)\n"
     "  -S, --seed N              the seed for every scenario (default: the scenario's, else 1)\n"
     "  -g, --gateway HOST:PORT   an external gateway (mockgw or a real one) instead of the\n"
@@ -51,6 +52,9 @@ static const char usage_text[] =
     "                            $TMPDIR, else /tmp)\n"
     "  -M, --mockgw FILE         the mockgw binary for gateway_process scenarios (default\n"
     "                            $MOCKGW_BIN, else next to this program)\n"
+    "  -C, --client COMMAND      the client program for \"client\" scenarios, replacing theirs\n"
+    "                            ({host}, {port}, {admin_port}, {seed}, {scenario_dir} are\n"
+    "                            filled in; run with /bin/sh -c)\n"
     "  -j, --json FILE           write a JSON report\n"
     "  -J, --junit FILE          write a JUnit XML report (one testcase per scenario)\n"
     "  -L, --list                list the selected scenarios, run nothing\n"
@@ -96,7 +100,7 @@ struct opts {
     const char *gateway_arg, *admin_arg;
     const char *dir;
     const char *json, *junit;
-    const char *artifacts, *mockgw;
+    const char *artifacts, *mockgw, *client;
     bool list;
 };
 
@@ -227,6 +231,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         { "junit", required_argument, NULL, 'J' },
         { "artifacts", required_argument, NULL, 'A' },
         { "mockgw", required_argument, NULL, 'M' },
+        { "client", required_argument, NULL, 'C' },
         { "list", no_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -237,7 +242,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
     memset(o, 0, sizeof *o);
     o->level = -1;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":l:s:o:S:g:a:d:j:J:A:M:LhV", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":l:s:o:S:g:a:d:j:J:A:M:C:LhV", longopts, NULL)) != -1) {
         switch (c) {
         case 'l':
             if (o->level >= 0)
@@ -289,6 +294,11 @@ static int parse_args(int argc, char **argv, struct opts *o)
                 return usage_error("--mockgw %s: not an executable file", optarg);
             o->mockgw = optarg;
             break;
+        case 'C':
+            if (optarg[strspn(optarg, " \t")] == '\0')
+                return usage_error("--client: the command is empty");
+            o->client = optarg;
+            break;
         case 'L':
             o->list = true;
             break;
@@ -303,6 +313,12 @@ static int parse_args(int argc, char **argv, struct opts *o)
         default:
             return usage_error("unknown option %s", argv[optind - 1]);
         }
+    }
+    /* More files after --scenario: what a shell glob after it expands to. */
+    for (; optind < argc && o->n_files > 0 && o->level < 0; optind++) {
+        if (o->n_files == MAX_FILES)
+            return usage_error("too many --scenario files (at most 1024)");
+        o->files[o->n_files++] = argv[optind];
     }
     if (optind < argc)
         return usage_error("unexpected argument '%s' (scenario files go after --scenario)",
@@ -322,8 +338,8 @@ static char *replay_command(const char *argv0, const struct opts *o,
                             const struct harness_scenario *sc, const char *path, uint64_t seed)
 {
     char abs[PATH_MAX], seed_s[32];
-    const char *parts[8];
-    char *quoted[8];
+    const char *parts[10];
+    char *quoted[10];
     unsigned n = 0;
     size_t len = 1;
     char *out;
@@ -339,6 +355,10 @@ static char *replay_command(const char *argv0, const struct opts *o,
     if (o->gateway_arg != NULL) {
         parts[n++] = "--gateway";
         parts[n++] = o->gateway_arg;
+    }
+    if (o->client != NULL && sc->client != NULL) {
+        parts[n++] = "--client";
+        parts[n++] = o->client;
     }
     for (unsigned i = 0; i < n; i++) {
         quoted[i] = harness_shell_quote(parts[i]);
@@ -676,6 +696,7 @@ int main(int argc, char **argv)
     ro.seed = o.seed;
     ro.artifacts_dir = o.artifacts;
     ro.mockgw_bin = o.mockgw;
+    ro.client_command = o.client;
     if (o.gateway_arg != NULL) {
         ro.gateway_host = o.gw_host;
         ro.gateway_port = o.gw_port;

@@ -54,6 +54,37 @@ static void verdict_line(const struct harness_report *r, char *buf, size_t cap)
         snprintf(buf, cap, "DO NOT DEPLOY: %u failed", failed);
 }
 
+#define CLIENT_LINES 12
+
+/* The last n lines of text, indented, under a heading. */
+static void print_tail(FILE *out, const char *text, unsigned n)
+{
+    const char *p = text + strlen(text), *end;
+    unsigned lines = 0;
+
+    while (p > text && (p[-1] == '\n' || p[-1] == ' '))
+        p--;
+    if (p == text) {
+        fprintf(out, "  client output: (none)\n");
+        return;
+    }
+    end = p;
+    while (p > text && lines < n)
+        if (*--p == '\n' && ++lines == n)
+            p++;
+    if (p > text)
+        fprintf(out, "  client output (the last %u lines):\n", n);
+    else
+        fprintf(out, "  client output:\n");
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl != NULL ? (size_t)(nl - p) : (size_t)(end - p);
+
+        fprintf(out, "    | %.*s\n", (int)len, p);
+        p += len + (nl != NULL);
+    }
+}
+
 void harness_report_console(const struct harness_report *r, FILE *out)
 {
     char lv[48], verdict[64];
@@ -80,6 +111,8 @@ void harness_report_console(const struct harness_report *r, FILE *out)
             fprintf(out, "  %s\n", it->res.failures[k]);
         if (it->res.n_failures_total > it->res.n_failures)
             fprintf(out, "  ... and %u more\n", it->res.n_failures_total - it->res.n_failures);
+        if (it->res.client_output != NULL)
+            print_tail(out, it->res.client_output, CLIENT_LINES);
         fprintf(out, "  replay: %s\n", it->replay);
     }
     verdict_line(r, verdict, sizeof verdict);
@@ -173,6 +206,14 @@ int harness_report_json(const struct harness_report *r, const char *path, struct
             cJSON_AddStringToObject(o, "artifact", it->res.artifact);
         if (it->res.core_log != NULL)
             cJSON_AddStringToObject(o, "core_log", it->res.core_log);
+        if (it->sc->client != NULL) {
+            if (it->res.client_exit >= 0)
+                cJSON_AddNumberToObject(o, "client_exit", it->res.client_exit);
+            else
+                cJSON_AddNullToObject(o, "client_exit");
+            cJSON_AddStringToObject(o, "client_output",
+                                    it->res.client_output != NULL ? it->res.client_output : "");
+        }
     }
     if ((text = cJSON_Print(doc)) == NULL)
         goto oom;
@@ -332,6 +373,10 @@ int harness_report_junit(const struct harness_report *r, const char *path, struc
         if (it->res.core_log != NULL) {
             sb_put(&b, "\ncore log:\n", false);
             sb_put(&b, it->res.core_log, true);
+        }
+        if (it->res.client_output != NULL) {
+            sb_put(&b, "\nclient output:\n", false);
+            sb_put(&b, it->res.client_output, true);
         }
         sb_put(&b, "</system-out>\n    </testcase>\n", false);
     }

@@ -46,6 +46,7 @@
 #define RECOVER_PAUSE  10  /* ms between the attempts of a recover step */
 #define SPAWN_READY_MS 5000
 #define SPAWN_STOP_MS  3000
+#define CLIENT_STOP_MS 2000  /* from SIGTERM to SIGKILL for a client still running */
 #define SOAK_TELEMETRY 4096  /* telemetry events kept during a soak */
 #define LAG_CAP        65536 /* spikes of the loop's lateness kept */
 
@@ -158,6 +159,9 @@ struct run {
     int64_t proc_exit_status;
     int proc_term_signal;
     char ready_path[PATH_MAX], script_path[PATH_MAX];
+    /* "client": the external client */
+    struct harness__client *client;
+    uint64_t client_start_ms, client_ms; /* its start; its lifetime once it exited */
 };
 
 /* ---- small helpers --------------------------------------------------------------------------- */
@@ -829,9 +833,12 @@ static void check_journal(struct run *r, const struct harness_journal_expect *j,
         for (unsigned i = 0; same && i < j->n_client_ids; i++)
             same = f.client_ids[i] == j->client_ids[i];
         if (!same) {
-            for (unsigned i = 0; i < f.n_client_ids; i++)
+            for (unsigned i = 0; i < f.n_client_ids && i < 16; i++)
                 snprintf(got + strlen(got), sizeof got - strlen(got), "%s%d", i ? "," : "",
                          f.client_ids[i]);
+            if (f.n_client_ids_total > 16)
+                snprintf(got + strlen(got), sizeof got - strlen(got), ",... %u in all",
+                         f.n_client_ids_total);
             for (unsigned i = 0; i < j->n_client_ids; i++)
                 snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%d", i ? "," : "",
                          j->client_ids[i]);
@@ -846,6 +853,33 @@ static void check_journal(struct run *r, const struct harness_journal_expect *j,
             fail(r, "%s.events.%s: %u in the journal, expected %s", what, j->events[i].name, n,
                  harness_range_str(&j->events[i].range, want, sizeof want));
     }
+    if (j->min_connect_interval.set && f.has_connect_gap &&
+        !harness_range_holds(&j->min_connect_interval, (int64_t)f.min_connect_gap_ms))
+        fail(r,
+             "%s.min_connect_interval_ms: connection %u came %llu ms after the one before, "
+             "expected %s",
+             what, f.gap_at, (unsigned long long)f.min_connect_gap_ms,
+             harness_range_str(&j->min_connect_interval, want, sizeof want));
+    if (j->reconnect.set && f.drops == 0)
+        fail(r, "%s.reconnect_ms: the gateway never dropped a ready session (nothing to judge)",
+             what);
+    else if (j->reconnect.set && f.never_reconnected)
+        fail(r,
+             "%s.reconnect_ms: no session was ready again after the gateway's last drop "
+             "(%u drops)",
+             what, f.drops);
+    else if (j->reconnect.set && !harness_range_holds(&j->reconnect, (int64_t)f.max_reconnect_ms))
+        fail(r,
+             "%s.reconnect_ms: ready again %llu ms after a drop at the longest (%u drops), "
+             "expected %s",
+             what, (unsigned long long)f.max_reconnect_ms, f.drops,
+             harness_range_str(&j->reconnect, want, sizeof want));
+    if (!harness_range_holds(&j->same_id_after_326, f.same_id_after_326))
+        fail(r,
+             "%s.same_id_after_326: %u times the next handshake after a 326 asked for the "
+             "refused client id again, expected %s",
+             what, f.same_id_after_326,
+             harness_range_str(&j->same_id_after_326, want, sizeof want));
     cJSON_Delete(entries);
 }
 
@@ -1202,6 +1236,29 @@ static bool recover(struct run *r, unsigned i, uint64_t deadline)
     return true; /* the step finished; its failure is recorded */
 }
 
+/* Until the journal holds st->count events named st->event since the run began, polled every
+ * 50 ms. */
+static bool wait_journal(struct run *r, const struct harness_step *st, uint64_t deadline)
+{
+    if (!r->has_journal_base) {
+        fail(r, "%s (%s): the gateway's journal cannot be read", st->path, st->label);
+        return true; /* failed already: not a timeout */
+    }
+    for (;;) {
+        cJSON *entries = journal_since(r, r->journal_base, st->path);
+        unsigned n = entries != NULL ? harness__journal_count(entries, st->event) : 0;
+        struct wait_arg a = { now_ms() + 50 };
+
+        cJSON_Delete(entries);
+        if (entries == NULL)
+            return true; /* the failure says why */
+        if (n >= st->count)
+            return true;
+        if (now_ms() >= deadline || !drive(r, time_reached, &a, deadline))
+            return false;
+    }
+}
+
 static void run_step(struct run *r, unsigned i)
 {
     const struct harness_step *st = &r->sc->steps[i];
@@ -1342,6 +1399,9 @@ static void run_step(struct run *r, unsigned i)
         ok = drive(r, time_reached, &a, deadline);
         break;
     }
+    case HARNESS_STEP_WAIT_JOURNAL:
+        ok = wait_journal(r, st, deadline);
+        break;
     }
     if (!ok) {
         if (now_ms() >= r->scenario_deadline)
@@ -1678,6 +1738,127 @@ static bool setup_core(struct run *r, const struct harness_run_opts *o)
     return true;
 }
 
+/* ---- an external client ("client") ------------------------------------------------------------
+ */
+
+static bool start_client(struct run *r, const struct harness_run_opts *o)
+{
+    const char *tmpl = o->client_command != NULL ? o->client_command : r->sc->client->command;
+    char dir[PATH_MAX], *slash, *cmd;
+    struct harness__client_vars v;
+    int rc;
+
+    if (realpath(r->sc->path, dir) == NULL)
+        snprintf(dir, sizeof dir, "%s", r->sc->path);
+    if ((slash = strrchr(dir, '/')) != NULL)
+        *slash = '\0';
+    else
+        snprintf(dir, sizeof dir, ".");
+    v.host = r->gw_host;
+    v.port = r->gw_port;
+    v.admin_port = r->admin_port;
+    v.seed = r->seed;
+    v.scenario_dir = dir;
+    if ((cmd = harness__client_command(tmpl, &v)) == NULL) {
+        fail(r, "$.client.command: out of memory");
+        return false;
+    }
+    r->client_start_ms = now_ms();
+    rc = harness__client_start(r->loop, cmd, &v, &r->client);
+    if (rc < 0)
+        fail(r, "$.client.command: /bin/sh -c '%.200s' could not start: %s", cmd, uv_strerror(rc));
+    free(cmd);
+    return rc == 0;
+}
+
+static bool client_is_exited(struct run *r, const void *arg)
+{
+    (void)arg;
+    return harness__client_exited(r->client);
+}
+
+static bool client_output_is_done(struct run *r, const void *arg)
+{
+    (void)arg;
+    return harness__client_output_done(r->client);
+}
+
+/* After the last step: SIGTERM ("stop": "signal"), then its exit within timeout_ms of its
+ * start. */
+static void finish_client(struct run *r)
+{
+    const struct harness_client *c = r->sc->client;
+    uint64_t end = r->client_start_ms + c->timeout_ms;
+
+    if (end > r->scenario_deadline)
+        end = r->scenario_deadline;
+    if (!c->stops_by_itself && harness__client_exited(r->client) && !r->aborted) {
+        fail(r,
+             "$.client: exited by itself with status %d %llu ms after it started, before the "
+             "steps were done (\"stop\": \"signal\" expects it to run until stopped)",
+             harness__client_status(r->client),
+             (unsigned long long)(now_ms() - r->client_start_ms));
+        return;
+    }
+    if (!c->stops_by_itself)
+        harness__client_signal(r->client, SIGTERM);
+    if (!drive(r, client_is_exited, NULL, end)) {
+        fail(r, "$.client: still running %llu ms after it started%s (timeout_ms %llu)",
+             (unsigned long long)(now_ms() - r->client_start_ms),
+             c->stops_by_itself ? "" : ", SIGTERM notwithstanding",
+             (unsigned long long)c->timeout_ms);
+        return;
+    }
+    drive(r, client_output_is_done, NULL, now_ms() + 1000); /* the pipes' last bytes */
+}
+
+static void check_client(struct run *r)
+{
+    const struct harness_client_expect *e = &r->sc->expect.client;
+    int status = harness__client_status(r->client);
+    char *out = harness__client_output(r->client);
+
+    if (status >= 0 && e->exit_code >= 0 && status != e->exit_code)
+        fail(r, "$.expect.client.exit_code: the client %s %d, expected %d%s",
+             status > 128 ? "was killed by signal" : "exited with",
+             status > 128 ? status - 128 : status, e->exit_code,
+             status == 127 ? " (127: the shell did not find the command)" : "");
+    for (unsigned i = 0; out != NULL && i < e->n_output; i++)
+        if (strstr(out, e->output[i]) == NULL)
+            fail(r, "$.expect.client.output: \"%s\" is not in the client's output", e->output[i]);
+    free(out);
+}
+
+static bool client_is_closed(struct run *r, const void *arg)
+{
+    (void)arg;
+    return harness__client_closed(r->client);
+}
+
+/* The teardown's part: SIGTERM to a client still running (SIGKILL 2 s later), its output and
+ * status into the result, its handles closed. */
+static bool stop_client(struct run *r)
+{
+    bool closed;
+
+    if (r->client == NULL)
+        return true;
+    if (!harness__client_exited(r->client)) {
+        harness__client_signal(r->client, SIGTERM);
+        drive(r, client_is_exited, NULL, now_ms() + CLIENT_STOP_MS);
+    }
+    drive(r, client_output_is_done, NULL, now_ms() + 200);
+    r->res->client_output = harness__client_output(r->client);
+    harness__client_close(r->client); /* SIGKILL if it still runs; closed once reaped */
+    closed = drive(r, client_is_closed, NULL, now_ms() + 2000);
+    r->res->client_exit = harness__client_status(r->client);
+    r->client_ms = harness__client_ms(r->client);
+    if (closed)
+        harness__client_free(r->client); /* else a late callback could still reach it */
+    r->client = NULL;
+    return closed;
+}
+
 static bool registry_is_closed(struct run *r, const void *arg)
 {
     (void)arg;
@@ -1697,6 +1878,10 @@ static bool teardown(struct run *r)
     bool complete = true;
 
     r->stopping = true;
+    if (!stop_client(r)) {
+        fail(r, "invariant: the client's process handles did not close");
+        complete = false;
+    }
     if (r->pool != NULL) {
         pool_close(r);
         if (!drive(r, pool_is_closed, NULL, deadline)) {
@@ -1903,7 +2088,12 @@ static void set_measure(struct run *r)
         if (op->end_ms - op->start_ms > slowest)
             slowest = op->end_ms - op->start_ms;
     }
-    if (n == 0)
+    if (sc->client != NULL && r->res->client_exit >= 0)
+        snprintf(r->res->measure, sizeof r->res->measure, "client exit %d after %.1f s",
+                 r->res->client_exit, (double)r->client_ms / 1000.0);
+    else if (sc->client != NULL)
+        snprintf(r->res->measure, sizeof r->res->measure, "client did not exit");
+    else if (n == 0)
         snprintf(r->res->measure, sizeof r->res->measure, "-");
     else if (sc->measure_step >= 0)
         snprintf(r->res->measure, sizeof r->res->measure, "steps[%d]: %u ops, slowest %llu ms",
@@ -2129,12 +2319,19 @@ int harness_run(uv_loop_t *loop, const struct harness_scenario *sc,
     uv_timer_start(&r.tick, on_tick, TICK_MS, TICK_MS);
     r.scenario_deadline = t0 + sc->timeout_ms;
 
-    if (setup_gateway(&r, o) && setup_core(&r, o)) {
+    res->client_exit = -1;
+    if (setup_gateway(&r, o) && (sc->client != NULL ? start_client(&r, o) : setup_core(&r, o))) {
         if (sc->soak != NULL)
             soak(&r);
         else
             run_round(&r);
-        if (!r.aborted) {
+        /* A client is stopped and judged even after a failed step: what the journal shows it
+         * did is the finding. */
+        if (sc->client != NULL && !r.interrupted) {
+            finish_client(&r);
+            check_state(&r, &sc->expect, "$.expect", r.journal_base, r.has_journal_base);
+            check_client(&r);
+        } else if (!r.aborted) {
             check_state(&r, &sc->expect, "$.expect", r.journal_base, r.has_journal_base);
             check_breaker_accepts(&r);
         }
@@ -2178,6 +2375,7 @@ void harness_result_clear(struct harness_result *res)
     for (unsigned i = 0; i < res->n_failures; i++)
         free(res->failures[i]);
     free(res->core_log);
+    free(res->client_output);
     free(res->artifact);
     memset(res, 0, sizeof *res);
 }

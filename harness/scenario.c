@@ -422,8 +422,14 @@ static int parse_int_list(struct harness__jr *jr, const cJSON *v, const char *pa
 static int parse_journal(struct harness__jr *jr, const cJSON *v, const char *path,
                          struct harness_journal_expect *j)
 {
-    static const char *const keys[] = { "accepted", "max_handshakes_in_flight", "client_ids",
-                                        "events", NULL };
+    static const char *const keys[] = { "accepted",
+                                        "max_handshakes_in_flight",
+                                        "client_ids",
+                                        "events",
+                                        "min_connect_interval_ms",
+                                        "reconnect_ms",
+                                        "same_id_after_326",
+                                        NULL };
     const cJSON *it;
     char p[HARNESS__PATH_CAP];
 
@@ -438,6 +444,15 @@ static int parse_journal(struct harness__jr *jr, const cJSON *v, const char *pat
                 return -1;
         } else if (strcmp(it->string, "max_handshakes_in_flight") == 0) {
             if (harness__range(jr, it, p, &j->max_in_flight) < 0)
+                return -1;
+        } else if (strcmp(it->string, "min_connect_interval_ms") == 0) {
+            if (harness__range(jr, it, p, &j->min_connect_interval) < 0)
+                return -1;
+        } else if (strcmp(it->string, "reconnect_ms") == 0) {
+            if (harness__range(jr, it, p, &j->reconnect) < 0)
+                return -1;
+        } else if (strcmp(it->string, "same_id_after_326") == 0) {
+            if (harness__range(jr, it, p, &j->same_id_after_326) < 0)
                 return -1;
         } else if (strcmp(it->string, "client_ids") == 0) {
             j->has_client_ids = true;
@@ -653,6 +668,63 @@ static int parse_stats(struct harness__jr *jr, const cJSON *v, const char *path,
     return 0;
 }
 
+/* "expect.client": {"exit_code": 0 | null, "output": "text" | ["text", ...]}. */
+static int parse_client_expect(struct harness__jr *jr, const cJSON *v, const char *path,
+                               struct harness_client_expect *c)
+{
+    static const char *const keys[] = { "exit_code", "output", NULL };
+    const cJSON *it, *s;
+    char p[HARNESS__PATH_CAP];
+    const char *text;
+    unsigned n = 0;
+    int64_t i;
+
+    if (harness__object(jr, v, path) < 0 || harness__keys(jr, v, path, keys) < 0)
+        return -1;
+    if ((it = ITEM(v, "exit_code")) != NULL) {
+        harness__path_key(p, sizeof p, path, "exit_code");
+        if (cJSON_IsNull(it)) {
+            c->exit_code = -1;
+        } else {
+            if (harness__int(jr, it, p, 0, 255, &i) < 0)
+                return -1;
+            c->exit_code = (int)i;
+        }
+    }
+    if ((it = ITEM(v, "output")) == NULL)
+        return 0;
+    harness__path_key(p, sizeof p, path, "output");
+    if (cJSON_IsString(it)) {
+        n = 1;
+    } else if (harness__array(jr, it, p, 64, &n) < 0) {
+        return -1;
+    }
+    if ((c->output = calloc(n > 0 ? n : 1, sizeof *c->output)) == NULL) {
+        harness__fail(jr, p, "out of memory");
+        return -1;
+    }
+    for (s = cJSON_IsString(it) ? it : it->child; s != NULL && c->n_output < n; s = s->next) {
+        char sp[HARNESS__PATH_CAP];
+
+        if (cJSON_IsString(it))
+            snprintf(sp, sizeof sp, "%s", p);
+        else
+            harness__path_index(sp, sizeof sp, p, c->n_output);
+        if (harness__string(jr, s, sp, MAX_TEXT, &text) < 0)
+            return -1;
+        if (text[0] == '\0') {
+            harness__fail(jr, sp, "must not be empty");
+            return -1;
+        }
+        if ((c->output[c->n_output] = harness__strdup(text)) == NULL) {
+            harness__fail(jr, sp, "out of memory");
+            return -1;
+        }
+        c->n_output++;
+    }
+    return 0;
+}
+
 /* allowed: the expectation keys this place accepts. */
 static int parse_expect(struct harness__jr *jr, const cJSON *v, const char *path,
                         const char *const *allowed, struct harness_expect *e)
@@ -708,6 +780,10 @@ static int parse_expect(struct harness__jr *jr, const cJSON *v, const char *path
         } else if (strcmp(k, "telemetry") == 0) {
             if (parse_telemetry(jr, it, p, e) < 0)
                 return -1;
+        } else if (strcmp(k, "client") == 0) {
+            e->client.set = true;
+            if (parse_client_expect(jr, it, p, &e->client) < 0)
+                return -1;
         }
     }
     if (e->has_within && e->has_after && e->after_ms > e->within_ms) {
@@ -730,6 +806,7 @@ static const char *const expect_gateway[] = { "status", "within_ms",   "http_sta
 static const char *const expect_state[] = { "stats", "score", "pool_status", "journal", NULL };
 static const char *const expect_top[] = { "stats",   "score",     "pool_status",
                                           "journal", "telemetry", NULL };
+static const char *const expect_client_top[] = { "journal", "client", NULL };
 
 enum body { B_NONE, B_RULES, B_RESTART, B_STATE, B_ADMIN };
 
@@ -802,6 +879,8 @@ static const char *const gateway_keys[][9] = {
 };
 
 static const char *const wait_keys[] = { "wait_ms", "note", NULL };
+static const char *const wait_journal_keys[] = { "wait_journal", "count", "timeout_ms", "note",
+                                                 NULL };
 
 static int get_uint(struct harness__jr *jr, const cJSON *obj, const char *path, const char *key,
                     uint64_t lo, uint64_t hi, uint64_t *out)
@@ -1142,7 +1221,7 @@ static int parse_core_step(struct harness__jr *jr, struct harness_scenario *sc, 
 static int parse_step(struct harness__jr *jr, struct harness_scenario *sc, const cJSON *v,
                       unsigned index, struct harness_step *st)
 {
-    const cJSON *it, *core, *gw, *wait;
+    const cJSON *it, *core, *gw, *wait, *wj;
     char p[HARNESS__PATH_CAP];
     const char *s;
     int kinds;
@@ -1154,14 +1233,42 @@ static int parse_step(struct harness__jr *jr, struct harness_scenario *sc, const
     core = ITEM(v, "core");
     gw = ITEM(v, "gateway");
     wait = ITEM(v, "wait_ms");
-    kinds = (core != NULL) + (gw != NULL) + (wait != NULL);
+    wj = ITEM(v, "wait_journal");
+    kinds = (core != NULL) + (gw != NULL) + (wait != NULL) + (wj != NULL);
     if (kinds != 1) {
         harness__fail(jr, st->path,
-                      kinds == 0 ? "needs one of \"core\", \"gateway\", \"wait_ms\""
-                                 : "only one of \"core\", \"gateway\", \"wait_ms\"");
+                      kinds == 0
+                          ? "needs one of \"core\", \"gateway\", \"wait_ms\", \"wait_journal\""
+                          : "only one of \"core\", \"gateway\", \"wait_ms\", \"wait_journal\"");
         return -1;
     }
-    if (wait != NULL) {
+    if (core != NULL && sc->client != NULL) {
+        harness__path_key(p, sizeof p, st->path, "core");
+        harness__fail(jr, p,
+                      "a scenario with \"client\" drives no core (gateway, wait_ms and "
+                      "wait_journal steps only)");
+        return -1;
+    }
+    if (wj != NULL) {
+        uint64_t count = 1;
+
+        st->kind = HARNESS_STEP_WAIT_JOURNAL;
+        harness__path_key(p, sizeof p, st->path, "wait_journal");
+        if (harness__keys(jr, v, st->path, wait_journal_keys) < 0 ||
+            harness__string(jr, wj, p, sizeof st->event - 1, &s) < 0)
+            return -1;
+        if (!in_list(s, harness__journal_events)) {
+            harness__fail(jr, p, "unknown journal event \"%s\" (docs/journal.md)", s);
+            return -1;
+        }
+        snprintf(st->event, sizeof st->event, "%s", s);
+        if (get_uint(jr, v, st->path, "count", 1, MAX_COUNT, &count) < 0)
+            return -1;
+        st->count = (unsigned)count;
+        snprintf(st->label, sizeof st->label, "wait for %u %.24s", st->count, st->event);
+        st->timeout_ms = 10000;
+        sc->needs_admin = true;
+    } else if (wait != NULL) {
         st->kind = HARNESS_STEP_WAIT;
         if (harness__keys(jr, v, st->path, wait_keys) < 0 ||
             get_uint(jr, v, st->path, "wait_ms", 0, HARNESS__MAX_MS, &st->wait_ms) < 0)
@@ -1540,11 +1647,68 @@ static int parse_soak(struct harness__jr *jr, const cJSON *v, struct harness_sce
     return 0;
 }
 
+/* "client": {"command": "...", "timeout_ms": N, "stop": "signal" | "exit"}. The steps'
+ * timeouts are added to timeout_ms's default once they are known. */
+static int parse_client(struct harness__jr *jr, const cJSON *v, const cJSON *doc,
+                        struct harness_scenario *sc)
+{
+    static const char *const keys[] = { "command", "timeout_ms", "stop", NULL };
+    static const char *const excluded[] = { "core", "generate", "soak", "measure_step", NULL };
+    const char *path = "$.client", *s;
+    struct harness_client *c;
+    const cJSON *it;
+    char p[HARNESS__PATH_CAP];
+
+    for (unsigned i = 0; excluded[i] != NULL; i++) {
+        if (ITEM(doc, excluded[i]) != NULL) {
+            harness__path_key(p, sizeof p, "$", excluded[i]);
+            harness__fail(jr, p, "not with \"client\" (the client is judged, not the core)");
+            return -1;
+        }
+    }
+    if (harness__object(jr, v, path) < 0 || harness__keys(jr, v, path, keys) < 0)
+        return -1;
+    if ((c = sc->client = calloc(1, sizeof *c)) == NULL) {
+        harness__fail(jr, path, "out of memory");
+        return -1;
+    }
+    if ((it = ITEM(v, "command")) == NULL) {
+        harness__fail(jr, "$.client.command",
+                      "required (e.g. \"python3 app_check.py --port "
+                      "{port}\")");
+        return -1;
+    }
+    if (harness__string(jr, it, "$.client.command", MAX_TEXT, &s) < 0)
+        return -1;
+    if (s[strspn(s, " \t")] == '\0') {
+        harness__fail(jr, "$.client.command", "must not be empty");
+        return -1;
+    }
+    if ((c->command = harness__strdup(s)) == NULL) {
+        harness__fail(jr, path, "out of memory");
+        return -1;
+    }
+    if ((it = ITEM(v, "stop")) != NULL) {
+        if (harness__string(jr, it, "$.client.stop", 16, &s) < 0)
+            return -1;
+        if (strcmp(s, "exit") != 0 && strcmp(s, "signal") != 0) {
+            harness__fail(jr, "$.client.stop",
+                          "\"signal\" (SIGTERM after the last step) or \"exit\" (it ends by "
+                          "itself), not \"%s\"",
+                          s);
+            return -1;
+        }
+        c->stops_by_itself = strcmp(s, "exit") == 0;
+    }
+    return get_uint(jr, v, path, "timeout_ms", 100, MAX_SCENARIO_MS, &c->timeout_ms);
+}
+
 static struct harness_scenario *build(struct harness__jr *jr, const cJSON *doc)
 {
     static const char *const top_keys[] = {
         "name",  "levels", "description",  "timeout_ms",      "seed",     "core", "gateway",
-        "steps", "expect", "measure_step", "gateway_process", "generate", "soak", NULL
+        "steps", "expect", "measure_step", "gateway_process", "generate", "soak", "client",
+        NULL
     };
     struct harness_scenario *sc;
     const cJSON *it;
@@ -1583,6 +1747,8 @@ static struct harness_scenario *build(struct harness__jr *jr, const cJSON *doc)
             goto fail;
         sc->has_seed = true;
     }
+    if ((it = ITEM(doc, "client")) != NULL && parse_client(jr, it, doc, sc) < 0)
+        goto fail;
     if ((it = ITEM(doc, "core")) != NULL && parse_core(jr, sc, it, "$.core") < 0)
         goto fail;
     if ((it = ITEM(doc, "gateway")) != NULL && parse_gateway_script(jr, it, sc) < 0)
@@ -1642,10 +1808,19 @@ static struct harness_scenario *build(struct harness__jr *jr, const cJSON *doc)
         total = sat_add(total, sc->soak->duration_ms);
     }
     if ((it = ITEM(doc, "expect")) != NULL) {
-        if (parse_expect(jr, it, "$.expect", expect_top, &sc->expect) < 0)
+        if (parse_expect(jr, it, "$.expect", sc->client != NULL ? expect_client_top : expect_top,
+                         &sc->expect) < 0)
             goto fail;
         if (sc->expect.journal.set)
             sc->needs_admin = true;
+    }
+    if (sc->client != NULL) {
+        sc->needs_admin = true; /* the client is judged from the journal */
+        if (!sc->expect.client.set)
+            sc->expect.client.exit_code = 0;
+        if (sc->client->timeout_ms == 0) /* the steps, then 10 s to stop */
+            sc->client->timeout_ms = sat_add(total, 10000);
+        total = sat_add(total, sc->client->timeout_ms);
     }
     if ((it = ITEM(doc, "measure_step")) != NULL) {
         if (harness__uint(jr, it, "$.measure_step", MAX_STEPS, &u) < 0)
@@ -1800,6 +1975,9 @@ static void expect_clear(struct harness_expect *e)
     for (unsigned i = 0; i < e->n_telemetry; i++)
         free(e->telemetry[i].name);
     free(e->telemetry);
+    for (unsigned i = 0; i < e->client.n_output; i++)
+        free(e->client.output[i]);
+    free(e->client.output);
 }
 
 void harness_scenario_free(struct harness_scenario *sc)
@@ -1810,6 +1988,9 @@ void harness_scenario_free(struct harness_scenario *sc)
         free(sc->generate->expect);
     free(sc->generate);
     free(sc->soak);
+    if (sc->client != NULL)
+        free(sc->client->command);
+    free(sc->client);
     free(sc->core_json);
     free(sc->gateway_json);
     for (unsigned i = 0; i < sc->n_steps; i++) {

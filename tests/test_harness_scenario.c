@@ -1,6 +1,7 @@
 /* The scenario loader: every error names the file, the JSON path and the reason (exact
  * messages), unknown keys are errors, the core config table covers every field, and every
  * scenario file in the tree loads. */
+#include <dirent.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -187,9 +188,11 @@ static void scenario_rejects_bad_steps(void **state)
 {
     (void)state;
     expect_error(STEP("1"), "s.json: $.steps[0]: expected an object");
-    expect_error(STEP("{}"), "s.json: $.steps[0]: needs one of \"core\", \"gateway\", \"wait_ms\"");
-    expect_error(STEP("{\"core\":\"acquire\",\"wait_ms\":1}"),
-                 "s.json: $.steps[0]: only one of \"core\", \"gateway\", \"wait_ms\"");
+    expect_error(STEP("{}"), "s.json: $.steps[0]: needs one of \"core\", \"gateway\", \"wait_ms\", "
+                             "\"wait_journal\"");
+    expect_error(
+        STEP("{\"core\":\"acquire\",\"wait_ms\":1}"),
+        "s.json: $.steps[0]: only one of \"core\", \"gateway\", \"wait_ms\", \"wait_journal\"");
     expect_error(STEP("{\"core\":\"fly\"}"),
                  "s.json: $.steps[0].core: unknown core action \"fly\" (acquire, release, request, "
                  "health_tick, wait_stats, status, close, hold_lock, recover, close_zombies, "
@@ -501,6 +504,104 @@ static void scenario_rejects_bad_soak_and_steps(void **state)
                  "s.json: $.steps[0].count: unknown key \"count\"");
 }
 
+#define CLIENT(extra)                                                                    \
+    "{\"name\":\"c\",\"levels\":[\"standard\"],\"client\":{\"command\":\"app {port}\"}," \
+    "\"steps\":[{\"wait_journal\":\"ready\"},{\"gateway\":\"drop_all\"}]" extra "}"
+
+static void scenario_client(void **state)
+{
+    struct harness_scenario *sc;
+
+    (void)state;
+    sc = expect_ok(CLIENT(",\"expect\":{\"journal\":{\"reconnect_ms\":{\"max\":2000},"
+                          "\"min_connect_interval_ms\":{\"min\":1000},"
+                          "\"same_id_after_326\":0},"
+                          "\"client\":{\"exit_code\":0,\"output\":[\"ready\"]}}"));
+    assert_non_null(sc->client);
+    assert_string_equal(sc->client->command, "app {port}");
+    assert_false(sc->client->stops_by_itself);
+    assert_int_equal(sc->client->timeout_ms, 10000 + 5000 + 10000); /* steps, then 10 s */
+    assert_true(sc->needs_admin);
+    assert_int_equal(sc->steps[0].kind, HARNESS_STEP_WAIT_JOURNAL);
+    assert_int_equal(sc->steps[0].count, 1);
+    assert_string_equal(sc->steps[0].label, "wait for 1 ready");
+    assert_true(sc->expect.journal.reconnect.set);
+    assert_int_equal(sc->expect.journal.reconnect.max, 2000);
+    assert_int_equal(sc->expect.journal.min_connect_interval.min, 1000);
+    assert_int_equal(sc->expect.client.exit_code, 0);
+    assert_int_equal(sc->expect.client.n_output, 1);
+    harness_scenario_free(sc);
+    sc = expect_ok("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{\"command\":\"x\","
+                   "\"stop\":\"exit\",\"timeout_ms\":3000},\"steps\":[{\"wait_ms\":1}],"
+                   "\"expect\":{\"client\":{\"exit_code\":null}}}");
+    assert_true(sc->client->stops_by_itself);
+    assert_int_equal(sc->client->timeout_ms, 3000);
+    assert_int_equal(sc->expect.client.exit_code, -1);
+    harness_scenario_free(sc);
+
+    expect_error("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{\"command\":\"x\"},"
+                 "\"steps\":[{\"core\":\"acquire\"}]}",
+                 "s.json: $.steps[0].core: a scenario with \"client\" drives no core (gateway, "
+                 "wait_ms and wait_journal steps only)");
+    expect_error("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{\"command\":\"x\"},"
+                 "\"core\":{},\"steps\":[{\"wait_ms\":1}]}",
+                 "s.json: $.core: not with \"client\" (the client is judged, not the core)");
+    expect_error("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{},"
+                 "\"steps\":[{\"wait_ms\":1}]}",
+                 "s.json: $.client.command: required (e.g. \"python3 app_check.py --port "
+                 "{port}\")");
+    expect_error("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{\"command\":\" \"},"
+                 "\"steps\":[{\"wait_ms\":1}]}",
+                 "s.json: $.client.command: must not be empty");
+    expect_error("{\"name\":\"c\",\"levels\":[\"basic\"],\"client\":{\"command\":\"x\","
+                 "\"stop\":\"kill\"},\"steps\":[{\"wait_ms\":1}]}",
+                 "s.json: $.client.stop: \"signal\" (SIGTERM after the last step) or \"exit\" "
+                 "(it ends by itself), not \"kill\"");
+    expect_error(CLIENT(",\"expect\":{\"stats\":{}}"),
+                 "s.json: $.expect.stats: unknown key \"stats\"");
+    expect_error(CLIENT(",\"expect\":{\"client\":{\"exit_code\":256}}"),
+                 "s.json: $.expect.client.exit_code: must be between 0 and 255");
+    expect_error(CLIENT(",\"expect\":{\"client\":{\"output\":[\"\"]}}"),
+                 "s.json: $.expect.client.output[0]: must not be empty");
+    expect_error(DOC(",\"expect\":{\"client\":{}}"),
+                 "s.json: $.expect.client: unknown key \"client\"");
+    expect_error(STEP("{\"wait_journal\":\"readyy\"}"),
+                 "s.json: $.steps[0].wait_journal: unknown journal event \"readyy\" "
+                 "(docs/journal.md)");
+    expect_error(STEP("{\"wait_journal\":\"ready\",\"wait_ms\":1}"),
+                 "s.json: $.steps[0]: only one of \"core\", \"gateway\", \"wait_ms\", "
+                 "\"wait_journal\"");
+}
+
+/* The shipped client scenarios (scenarios/clients/) load. */
+static void every_client_scenario_loads(void **state)
+{
+    const char *dir = HARNESS_SOURCE_DIR "/scenarios/clients";
+    struct dirent *d;
+    unsigned n = 0;
+    DIR *dp = opendir(dir);
+
+    (void)state;
+    assert_non_null(dp);
+    while ((d = readdir(dp)) != NULL) {
+        size_t len = strlen(d->d_name);
+        char path[1024];
+        struct harness_scenario *sc;
+        struct harness_err err;
+
+        if (len < 5 || strcmp(d->d_name + len - 5, ".json") != 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, d->d_name);
+        if ((sc = harness_scenario_load(path, &err)) == NULL)
+            fail_msg("%s", err.msg);
+        assert_non_null(sc->client);
+        harness_scenario_free(sc);
+        n++;
+    }
+    closedir(dp);
+    assert_true(n >= 3);
+}
+
 static void scenario_generate_defaults(void **state)
 {
     struct harness_scenario *sc;
@@ -645,6 +746,8 @@ int main(void)
         cmocka_unit_test(scenario_rejects_bad_generate),
         cmocka_unit_test(scenario_rejects_bad_soak_and_steps),
         cmocka_unit_test(scenario_generate_defaults),
+        cmocka_unit_test(scenario_client),
+        cmocka_unit_test(every_client_scenario_loads),
         cmocka_unit_test(scenario_load_names_the_file),
         cmocka_unit_test(names_and_ranges),
         cmocka_unit_test(shell_quote_replay_parts),

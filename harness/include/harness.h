@@ -147,6 +147,19 @@ struct harness_journal_expect {
     unsigned n_client_ids;
     struct harness_named_range *events; /* event name -> how many */
     unsigned n_events;
+    /* how a client behaves (judged from the journal; any scenario, made for "client" ones) */
+    struct harness_range min_connect_interval; /* ms: the closest two accepts (>= 2 accepts) */
+    struct harness_range reconnect;            /* ms: the longest gap from a gateway-side drop
+                                                * of a ready session to the next ready */
+    struct harness_range same_id_after_326;    /* retries that reused the refused id */
+};
+
+/* "expect.client": the external client's end. */
+struct harness_client_expect {
+    bool set;
+    int exit_code; /* default 0; -1: any */
+    char **output; /* substrings its stdout+stderr must contain */
+    unsigned n_output;
 };
 
 struct harness_expect {
@@ -171,6 +184,7 @@ struct harness_expect {
     unsigned n_transitions;
     struct harness_named_range *telemetry; /* event name -> how many */
     unsigned n_telemetry;
+    struct harness_client_expect client; /* scenario level, "client" scenarios only */
 };
 
 enum harness_step_kind {
@@ -186,7 +200,8 @@ enum harness_step_kind {
     HARNESS_STEP_CLOSE_ZOMBIES, /* ibcore_pool_close_zombies() */
     HARNESS_STEP_STALL,         /* the loop does not run for wait_ms (a busy application) */
     HARNESS_STEP_GATEWAY,
-    HARNESS_STEP_WAIT
+    HARNESS_STEP_WAIT,
+    HARNESS_STEP_WAIT_JOURNAL /* until the journal has count more events of one name */
 };
 
 struct harness_step {
@@ -205,7 +220,17 @@ struct harness_step {
     struct harness_range until[HARNESS_STAT_COUNT]; /* wait_stats */
     char *method, *target, *body;                   /* gateway: the admin call */
     uint64_t wait_ms;                               /* wait, stall */
+    char event[32];                                 /* wait_journal: the event name */
     struct harness_expect expect;
+};
+
+/* "client": an external program (the user's client) run as a black box instead of the core.
+ * command runs with /bin/sh -c in its own process group, after {host}, {port}, {admin_port},
+ * {seed} and {scenario_dir} are replaced (docs/external-clients.md). */
+struct harness_client {
+    char *command;
+    uint64_t timeout_ms;  /* from its start to its exit, the stop included */
+    bool stops_by_itself; /* "stop": "exit"; else ("signal") SIGTERM after the last step */
 };
 
 /* ---------------------------------------------------------------------------------------------
@@ -317,6 +342,7 @@ struct harness_scenario {
     bool gateway_process;              /* mockgw runs as a child process (the mockgw binary) */
     struct harness_generate *generate; /* NULL: a plain scenario */
     struct harness_soak *soak;         /* NULL: the steps run once */
+    struct harness_client *client;     /* NULL: the steps drive the core */
     char *core_json, *gateway_json;    /* "core" and "gateway" as given (generate only) */
 };
 
@@ -342,10 +368,11 @@ struct harness_run_opts {
                              * are skipped) */
     int admin_port;
     const char *lock_dir; /* where the per-run handshake lock file goes; NULL: $TMPDIR or /tmp */
-    const char *artifacts_dir; /* where minimal failing schedules are written; NULL: $TMPDIR or
-                                * /tmp */
-    const char *mockgw_bin;    /* the mockgw binary for "gateway_process"; NULL: $MOCKGW_BIN,
-                                * else next to this program (../mockgw/mockgw, ./mockgw) */
+    const char *artifacts_dir;  /* where minimal failing schedules are written; NULL: $TMPDIR or
+                                 * /tmp */
+    const char *mockgw_bin;     /* the mockgw binary for "gateway_process"; NULL: $MOCKGW_BIN,
+                                 * else next to this program (../mockgw/mockgw, ./mockgw) */
+    const char *client_command; /* replaces every "client" scenario's command; NULL: theirs */
 };
 
 void harness_run_opts_init(struct harness_run_opts *o);
@@ -364,6 +391,8 @@ struct harness_result {
     unsigned n_failures_total;
     char *failures[HARNESS_MAX_FAILURES];
     char *core_log;         /* the core's log lines during the run (the last 64), or NULL */
+    char *client_output;    /* "client": its stdout and stderr (the last 16 KiB), or NULL */
+    int client_exit;        /* "client": its exit status, 128 + N killed by signal N, -1 none */
     char *artifact;         /* generate: the minimal failing schedule's scenario file, or NULL */
     uint64_t artifact_seed; /* the seed that replays it */
     unsigned schedules;     /* generate: schedules run */
