@@ -2,7 +2,7 @@
 """Soak: mockgw under hours of mixed load, sampled for leaks.
 
     scripts/soak.py [--duration-s 3600] [--interval-s 5] [--mockgw BIN] [--csv FILE]
-                    [--load "CMD with {port} and {admin}"] [--seed N]
+                    [--load "CMD with {port} and {admin}" [--load-only]] [--seed N]
 
 Starts mockgw on 127.0.0.1 port 0 (API and admin) and drives it for the duration with:
   * churn: clients that handshake (client ids 1..40, so 326s happen), send reqIds,
@@ -12,7 +12,10 @@ Starts mockgw on 127.0.0.1 port 0 (API and admin) and drives it for the duration
   * hostile clients: garbage, oversized lengths, bytes before "API", clients that never read;
   * with --load, a command run over and over (e.g. the harness against this gateway:
     --load "build/harness/harness --level exhaustive --gateway 127.0.0.1:{port}
-    --admin 127.0.0.1:{admin}"); a failing run fails the soak.
+    --admin 127.0.0.1:{admin}"); a failing run fails the soak. With --load-only, that command
+    is the only load (the harness resets the gateway and sets its own rules: the built-in
+    faults would fail its scenarios). At the end a run still going gets SIGTERM (the harness
+    then stops cleanly); that one is not judged.
 Every interval it samples mockgw's VmRSS and open fds (/proc). After a warm-up (a fifth of
 the run), the samples are split into thirds: the soak fails (exit 1) when the median RSS of the
 last third exceeds the first third's by more than max(4 MiB, 10 %), or when the lowest fd count
@@ -215,27 +218,46 @@ def main():
     ap.add_argument("--load", help="a command run repeatedly; {port} and {admin} are substituted")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--workers", type=int, default=4)
+    ap.add_argument("--load-only", action="store_true",
+                    help="no built-in churn, faults or hostile clients: only --load")
     args = ap.parse_args()
     if args.duration_s <= 0 or args.interval_s <= 0 or args.workers < 1:
         ap.error("--duration-s, --interval-s and --workers must be positive")
+    if args.load_only and not args.load:
+        ap.error("--load-only needs --load")
 
     work = tempfile.mkdtemp(prefix="mockgw-soak-")
     gw = Gateway(find_mockgw(args.mockgw), args.seed, work)
     stop = threading.Event()
     load = Load(gw, args.seed, stop)
-    threads = [threading.Thread(target=load.churn, args=(i,), daemon=True)
-               for i in range(args.workers)]
-    threads += [threading.Thread(target=load.hostile, daemon=True),
-                threading.Thread(target=load.faults, daemon=True)]
+    threads = []
+    if not args.load_only:
+        threads = [threading.Thread(target=load.churn, args=(i,), daemon=True)
+                   for i in range(args.workers)]
+        threads += [threading.Thread(target=load.hostile, daemon=True),
+                    threading.Thread(target=load.faults, daemon=True)]
     load_failures = []
+    load_runs = []
 
     def external():
         cmd = shlex.split(args.load.format(port=gw.port, admin=gw.admin))
         while not stop.is_set():
-            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               timeout=max(60.0, args.duration_s))
-            if r.returncode != 0:
-                load_failures.append((r.returncode, r.stderr.decode(errors="replace")[-2000:]))
+            out = tempfile.TemporaryFile()
+            t0 = time.monotonic()
+            p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
+            while p.poll() is None:
+                if stop.wait(0.5) and p.poll() is None:
+                    p.send_signal(signal.SIGTERM)  # our own child: it stops cleanly
+                    try:
+                        p.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        p.kill()
+                        p.wait()
+                    return  # cut short by the end of the soak: not judged
+            load_runs.append(round(time.monotonic() - t0, 1))
+            if p.returncode != 0:
+                out.seek(0)
+                load_failures.append((p.returncode, out.read().decode(errors="replace")[-3000:]))
                 stop.set()
 
     if args.load:
@@ -270,12 +292,13 @@ def main():
             w.writerow(["t_s", "rss_kib", "fds"])
             w.writerows(samples)
     ok, rss_a, rss_b, fd_a, fd_b, why = trend(samples)
-    print(f"soak: {len(samples)} samples; load {load.counts}")
+    print(f"soak: {len(samples)} samples; load {load.counts}"
+          + (f"; --load runs completed: {len(load_runs)} ({load_runs} s)" if args.load else ""))
     print(f"soak: RSS median first third {rss_a:.1f} MiB, last third {rss_b:.1f} MiB; "
           f"fd floor {fd_a} -> {fd_b}; mockgw exit {rc}")
     if load_failures:
         code, err = load_failures[0]
-        print(f"soak: FAILED: --load exited {code}:\n{err}", file=sys.stderr)
+        print(f"soak: FAILED: --load exited {code}; its output ended:\n{err}", file=sys.stderr)
         return 1
     if rc != 0:
         print(f"soak: FAILED: mockgw exited {rc} on SIGTERM (stderr in {work})", file=sys.stderr)
