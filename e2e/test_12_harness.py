@@ -556,6 +556,26 @@ def alive(pid):
         return False
 
 
+def start_harness(*args):
+    return subprocess.Popen([harness_bin(), *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def interrupt(proc, sig=signal.SIGTERM, ready=lambda: True, timeout_s=20):
+    """Once ready() holds (10 s at most), sig to the harness (our own child); its (out, err,
+    seconds from the signal to its exit). It is killed if it does not exit within timeout_s."""
+    try:
+        assert wait_until(ready, 10), "the harness never got to the point to interrupt"
+        t0 = time.monotonic()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=timeout_s)
+        return out, err, time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.timeout_s(60)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_mid_scenario_tears_down_reports_and_exits_128_plus_n(tmp_path, sig):
@@ -563,22 +583,18 @@ def test_signal_mid_scenario_tears_down_reports_and_exits_128_plus_n(tmp_path, s
            "steps": [{"core": "acquire", "expect": {"status": "ok"}}, {"wait_ms": 30000}]}
     sc = write(tmp_path, "long.json", doc)
     report, junit = tmp_path / "r.json", tmp_path / "r.xml"
-    proc = subprocess.Popen([harness_bin(), "--scenario", str(sc), "--scenario", str(sc),
-                             "--json", str(report), "--junit", str(junit), "--mockgw",
-                             mockgw_bin()], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT)
-    try:
-        assert wait_until(lambda: children_of(proc.pid), 10), "no gateway_process child"
-        child = children_of(proc.pid)[0]
-        time.sleep(0.5)  # into the wait step
-        t0 = time.monotonic()
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
-        took = time.monotonic() - t0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = start_harness("--scenario", sc, "--scenario", sc, "--json", report, "--junit", junit,
+                         "--mockgw", mockgw_bin())
+    kids = []
+
+    def in_the_wait_step():  # the gateway_process child is up; the acquire takes milliseconds
+        kids[:] = children_of(proc.pid)
+        if kids:
+            time.sleep(0.5)
+        return bool(kids)
+
+    out, err, took = interrupt(proc, sig, in_the_wait_step)
+    child = kids[0]
     name = signal.Signals(sig).name
     assert proc.returncode == 128 + sig, (proc.returncode, out, err)
     assert took < 10, took  # the teardown is bounded; the wait had 29 s left
@@ -598,17 +614,12 @@ def test_signal_mid_scenario_tears_down_reports_and_exits_128_plus_n(tmp_path, s
 @pytest.mark.timeout_s(60)
 def test_signal_during_a_generator_stops_between_schedules(tmp_path):
     report = tmp_path / "r.json"
-    proc = subprocess.Popen([harness_bin(), "--level", "exhaustive", "--only", "random-*",
-                             "--json", str(report)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
+    proc = start_harness("--level", "exhaustive", "--only", "random-*", "--json", report)
+    def some_schedules_in():
         time.sleep(3)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        return True
+
+    out, err, _ = interrupt(proc, ready=some_schedules_in)
     assert proc.returncode == 143, (out, err)
     assert last_line(out) == "DO NOT DEPLOY: interrupted by SIGTERM", out
     doc = json.loads(report.read_text())

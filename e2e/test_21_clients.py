@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from test_12_harness import ROOT, harness_bin, last_line, write
+from test_12_harness import ROOT, harness_bin, interrupt, last_line, start_harness, write
 
 SCENARIOS = sorted(str(p) for p in (ROOT / "scenarios" / "clients").glob("*.json"))
 EXAMPLES = ROOT / "examples" / "clients"
@@ -143,19 +143,8 @@ def test_sigterm_to_the_harness_stops_the_client_too(tmp_path):
     doc = json.loads(Path(sc).read_text())
     doc["steps"] = [{"wait_ms": 30000}]
     Path(sc).write_text(json.dumps(doc))
-    proc = subprocess.Popen([harness_bin(), "--scenario", sc], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 10
-        while not alive_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert alive_with(marker), "the client did not start"
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=15)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc = start_harness("--scenario", sc)
+    out, _, _ = interrupt(proc, ready=lambda: alive_with(marker))
     assert proc.returncode == 143
     assert last_line(out) == "DO NOT DEPLOY: interrupted by SIGTERM"
     assert alive_with(marker) == []

@@ -36,6 +36,17 @@ static bool run_until(uv_loop_t *loop, struct harness__client *c,
     return true;
 }
 
+/* Starts cmd, runs it to its end (within ms_max) and returns its output (heap). */
+static char *run_to_end(uv_loop_t *loop, const char *cmd, struct harness__client **c,
+                        uint64_t ms_max)
+{
+    uv_loop_init(loop);
+    assert_int_equal(harness__client_start(loop, cmd, &vars, c), 0);
+    assert_true(run_until(loop, *c, harness__client_exited, ms_max));
+    assert_true(run_until(loop, *c, harness__client_output_done, 2000));
+    return harness__client_output(*c);
+}
+
 static void finish(uv_loop_t *loop, struct harness__client *c)
 {
     harness__client_close(c);
@@ -63,16 +74,11 @@ static void exit_status_output_and_environment(void **state)
     char *out;
 
     (void)state;
-    uv_loop_init(&loop);
-    assert_int_equal(harness__client_start(&loop,
-                                           "echo out $MOCKGW_HOST:$MOCKGW_PORT/$MOCKGW_ADMIN_PORT;"
-                                           " echo err >&2; read x; echo stdin=$?; exit 3",
-                                           &vars, &c),
-                     0);
-    assert_true(run_until(&loop, c, harness__client_exited, 5000));
-    assert_true(run_until(&loop, c, harness__client_output_done, 2000));
+    out = run_to_end(&loop,
+                     "echo out $MOCKGW_HOST:$MOCKGW_PORT/$MOCKGW_ADMIN_PORT; echo err >&2; "
+                     "read x; echo stdin=$?; exit 3",
+                     &c, 5000);
     assert_int_equal(harness__client_status(c), 3);
-    out = harness__client_output(c);
     assert_non_null(strstr(out, "out 127.0.0.1:4002/4080\n"));
     assert_non_null(strstr(out, "err\n"));
     assert_non_null(strstr(out, "stdin=1")); /* stdin is /dev/null: read sees EOF */
@@ -87,17 +93,10 @@ static void output_keeps_the_newest_16_kib(void **state)
     char *out;
 
     (void)state;
-    uv_loop_init(&loop);
     /* 1000 numbered lines of 40 bytes: about 40 KB */
-    assert_int_equal(harness__client_start(&loop,
-                                           "i=0; while [ $i -lt 1000 ]; do printf '%039d\\n' $i; "
-                                           "i=$((i+1)); done",
-                                           &vars, &c),
-                     0);
-    assert_true(run_until(&loop, c, harness__client_exited, 10000));
-    assert_true(run_until(&loop, c, harness__client_output_done, 2000));
+    out = run_to_end(&loop, "i=0; while [ $i -lt 1000 ]; do printf '%039d\\n' $i; i=$((i+1)); done",
+                     &c, 10000);
     assert_int_equal(harness__client_status(c), 0);
-    out = harness__client_output(c);
     assert_int_equal(strlen(out), 16384);
     assert_non_null(strstr(out, "000000000000000000000000000000000000999\n"));
     assert_null(strstr(out, "000000000000000000000000000000000000000\n"));
