@@ -3,7 +3,8 @@
 # (default 60 s each; targets: wire session script admin scenario proxy replay). Builds
 # build-fuzz with clang, ASan+UBSan and libFuzzer (installs what is missing, like
 # scripts/setup.sh test). The seed corpus of each target (tests/fuzz/corpus/<target>, plus the
-# shipped incident scripts for `script`) is copied to a scratch corpus, so a run never writes
+# shipped incident scripts for `script` and every shipped scenario for `scenario`) is copied to
+# a scratch corpus, so a run never writes
 # into the repository. Fails on
 # any crash, leak, timeout or UBSan report, leaving the reproducer in build-fuzz/findings/ —
 # add it to tests/fuzz/corpus/<target>/ with the fix, and ctest replays it from then on.
@@ -30,6 +31,13 @@ for t in "${targets[@]}"; do
   work=$(mktemp -d)
   cp "$root/tests/fuzz/corpus/$t/"* "$work/"
   [ "$t" = script ] && cp "$root/mockgw/scripts/"*.json "$work/"
+  if [ "$t" = scenario ]; then # every shipped scenario seeds it (names repeat across levels)
+    i=0
+    for f in "$root"/scenarios/*/*.json "$root"/tests/scenarios/*.json; do
+      i=$((i + 1))
+      cp "$f" "$work/seed-$i.json"
+    done
+  fi
   echo "== fuzz_$t for ${secs} s =="
   log=$build/findings/fuzz_$t.log
   if ! "$bin" "$work" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
