@@ -58,9 +58,9 @@ def write(tmp_path, name, doc):
 def test_help_prints_usage_and_exits_0():
     r = harness("--help")
     assert r.returncode == 0
-    assert r.stdout.startswith("usage: harness --level LEVEL | --scenario FILE...")
+    assert r.stdout.startswith("usage: harness --level LEVEL | --scenario FILE [FILE...]")
     for flag in ("--level", "--scenario", "--seed", "--gateway", "--admin", "--json", "--junit",
-                 "--list", "--only", "--scenarios-dir"):
+                 "--list", "--only", "--scenarios-dir", "--client", "130/143"):
         assert flag in r.stdout
 
 
