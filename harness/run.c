@@ -59,7 +59,9 @@ struct op {
     struct op *next;
     unsigned step; /* NO_STEP: the runner's own admin calls */
     enum op_kind kind;
-    uint64_t start_ms, deadline_ms, end_ms; /* monotonic ms (uv_hrtime) */
+    /* monotonic ms: start and deadline on the loop's clock (the core's), end from uv_hrtime();
+     * the same clock unless libuv picks the 1 ms coarse one, which is at most 1 ms behind */
+    uint64_t start_ms, deadline_ms, end_ms;
     unsigned calls;
     bool sync; /* the call failed at once: no callback is owed */
     bool late; /* the callback came after the pool had closed */
@@ -327,10 +329,11 @@ static void prune_lags(struct run *r, uint64_t before)
     r->n_lags = k;
 }
 
-static uint64_t loop_deadline(struct run *r, uint64_t ms)
+/* The loop's clock, read now: the one the core's timers and deadlines use. */
+static uint64_t loop_now(struct run *r)
 {
     uv_update_time(r->loop);
-    return uv_now(r->loop) + ms;
+    return uv_now(r->loop);
 }
 
 /* ---- the driver ------------------------------------------------------------------------------ */
@@ -439,7 +442,11 @@ static struct op *op_new(struct run *r, unsigned step, enum op_kind kind, uint64
     op->step = step;
     op->kind = kind;
     op->client_id = -1;
-    op->start_ms = now_ms();
+    /* The deadline judged is the one the core is given (op->deadline_ms, on the loop's clock,
+     * read here): a stall between this and the call (a page fault, the process descheduled) must
+     * not make the core's deadline later than the judged one — the soak saw an acquire "27 ms
+     * late" that had ended on time. */
+    op->start_ms = loop_now(r);
     op->deadline_ms = op->start_ms + timeout_ms;
     op->stall_at_start = r->stall_total_ms;
     *r->ops_tail = op;
@@ -562,7 +569,7 @@ static void pump_acquires(struct run *r, unsigned step)
         }
         rc = r->pool == NULL || r->pool_closing
                  ? IBCORE_ESHUTDOWN
-                 : ibcore_pool_acquire(r->pool, loop_deadline(r, st->deadline_ms), on_acquired, op);
+                 : ibcore_pool_acquire(r->pool, op->deadline_ms, on_acquired, op);
         if (rc < 0) { /* no callback is owed */
             op->sync = true;
             op->calls = 1;
@@ -1205,14 +1212,15 @@ static bool recover(struct run *r, unsigned i, uint64_t deadline)
     if (until > deadline)
         until = deadline;
     while (now_ms() < until) {
-        struct op *op = op_new(r, i, OP_ACQUIRE, until - now_ms());
+        uint64_t now = now_ms();
+        struct op *op = op_new(r, i, OP_ACQUIRE, until > now ? until - now : 0);
         struct wait_arg pause;
         int rc;
 
         if (op == NULL)
             return false;
         r->rt[i].started++;
-        rc = ibcore_pool_acquire(r->pool, loop_deadline(r, until - now_ms()), on_acquired, op);
+        rc = ibcore_pool_acquire(r->pool, op->deadline_ms, on_acquired, op);
         if (rc < 0) {
             op->sync = true;
             op->calls = 1;
@@ -1350,8 +1358,7 @@ static void run_step(struct run *r, unsigned i)
         }
         if ((op = op_new(r, i, OP_REQUEST, st->deadline_ms)) == NULL)
             return;
-        rc = ibcore_conn_current_time(r->held[st->conn]->conn, loop_deadline(r, st->deadline_ms),
-                                      on_time, op);
+        rc = ibcore_conn_current_time(r->held[st->conn]->conn, op->deadline_ms, on_time, op);
         if (rc < 0) {
             op->sync = true;
             op->calls = 1;
@@ -1423,8 +1430,7 @@ static void run_step(struct run *r, unsigned i)
         }
         if ((op = op_new(r, i, OP_LOCK, st->timeout_ms)) == NULL)
             return;
-        rc = ibcore_hslock_acquire(r->loop, r->pc.lock_path, loop_deadline(r, st->timeout_ms),
-                                   on_lock, op);
+        rc = ibcore_hslock_acquire(r->loop, r->pc.lock_path, op->deadline_ms, on_lock, op);
         if (rc < 0) {
             op->sync = true;
             op->calls = 1;

@@ -255,6 +255,47 @@ static void run_interrupted_stops_at_the_next_wait(void **state)
     uv_run(&fx->loop, UV_RUN_NOWAIT); /* t lives on this stack */
 }
 
+/* Linked with -Wl,--wrap=uv_update_time: the runner reads the loop's clock through it when an
+ * operation starts. A stall armed here models the harness descheduled (or page-faulting) right
+ * there, between the operation's start and the core's call. */
+void __real_uv_update_time(uv_loop_t *loop);
+void __wrap_uv_update_time(uv_loop_t *loop);
+
+static unsigned stall_ms;
+
+void __wrap_uv_update_time(uv_loop_t *loop)
+{
+    if (stall_ms > 0)
+        usleep(stall_ms * 1000u);
+    __real_uv_update_time(loop);
+}
+
+/* The deadline judged is the one the core got: an acquire that ends at its deadline after a
+ * stall at its start is on time (the 1-hour soak reported one such acquire "27 ms after its
+ * deadline": the runner had taken the time before the stall, the core after it). */
+static void run_stall_at_an_operation_start_is_not_lateness(void **state)
+{
+    struct fixture *fx = *state;
+    struct harness_result res;
+
+    stall_ms = 60; /* past the 20 ms slack, and no loop lag is near the deadline */
+    run(fx,
+        "{\"name\":\"t\",\"levels\":[\"basic\"],\"core\":{\"connect_timeout_ms\":5000},"
+        "\"gateway\":{\"rules\":[{\"match\":{\"phase\":\"accept\"},"
+        "\"action\":{\"type\":\"silent\"}}]},"
+        "\"steps\":[{\"core\":\"acquire\",\"deadline_ms\":150,"
+        " \"expect\":{\"status\":\"timeout\",\"after_ms\":140,\"within_ms\":1000}},"
+        "{\"core\":\"acquire\",\"deadline_ms\":150,\"async\":true,"
+        " \"expect\":{\"status\":\"timeout\"}},"
+        "{\"wait_ms\":300}]}",
+        &res);
+    stall_ms = 0;
+    dump(&res);
+    assert_false(has_failure(&res, "after its deadline"));
+    assert_int_equal(res.verdict, HARNESS_PASS);
+    harness_result_clear(&res);
+}
+
 /* ---- the HTTP client ------------------------------------------------------------------------- */
 
 static void run_until(struct fixture *fx, const int *calls)
@@ -376,6 +417,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(run_pool_close_ends_pending_acquires, setup, teardown),
         cmocka_unit_test_setup_teardown(run_external_gateway_without_admin_skips, setup, teardown),
         cmocka_unit_test_setup_teardown(run_interrupted_stops_at_the_next_wait, setup, teardown),
+        cmocka_unit_test_setup_teardown(run_stall_at_an_operation_start_is_not_lateness, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(http_answers_refuses_and_cancels, setup, teardown),
         cmocka_unit_test_setup_teardown(http_times_out_on_a_silent_server, setup, teardown),
     };
