@@ -688,8 +688,9 @@ static void detect_suspend(struct ibcore_pool *p, uint64_t now)
 
 /* The pool's own connections in CLOSE_WAIT toward the gateway (the peer closed and the close
  * has not been seen yet): closed unless lent (a borrower's is closed on release). Nothing else
- * is touched: foreign sockets are only counted, by the status. */
-static unsigned close_own_zombies(struct ibcore_pool *p)
+ * is touched: foreign sockets are only counted, by the status. The number closed; *requeued
+ * (if given) counts the borrowers whose connection was being validated: back on the queue. */
+static unsigned close_own_zombies(struct ibcore_pool *p, unsigned *requeued)
 {
     struct ibcore_zombies z;
     unsigned n = 0;
@@ -710,6 +711,8 @@ static unsigned close_own_zombies(struct ibcore_pool *p)
 
             entry_close(e);
             wait_push_front(p, a);
+            if (requeued != NULL)
+                (*requeued)++;
         } else {
             entry_close(e);
         }
@@ -717,15 +720,18 @@ static unsigned close_own_zombies(struct ibcore_pool *p)
     return n;
 }
 
-/* Idle GC, max lifetime and health checks; never touches a connection that is not idle. */
-static void housekeeping(struct ibcore_pool *p, uint64_t now)
+/* Idle GC, max lifetime and health checks; never touches a connection that is not idle (but
+ * the zombie scan closes one being validated for a borrower). True when a waiter was put back
+ * on the queue (that borrower): the waiters must be pumped again. */
+static bool housekeeping(struct ibcore_pool *p, uint64_t now)
 {
+    unsigned requeued = 0;
     bool tick = false;
 
     for (struct entry *e = p->entries; e != NULL && !tick; e = e->next)
         tick = e->state == E_IDLE && now >= e->health_due_ms;
     if (tick)
-        close_own_zombies(p);
+        close_own_zombies(p, &requeued);
     for (struct entry *e = p->entries; e != NULL && !p->closing; e = e->next) {
         if (e->state != E_IDLE)
             continue;
@@ -743,6 +749,7 @@ static void housekeeping(struct ibcore_pool *p, uint64_t now)
             }
         }
     }
+    return requeued > 0;
 }
 
 static void pump(uv_timer_t *t)
@@ -753,8 +760,10 @@ static void pump(uv_timer_t *t)
     p->in_pump = true;
     detect_suspend(p, now);
     pump_waiters(p, now);
-    if (!p->closing)
-        housekeeping(p, now);
+    /* A borrower whose connection the zombie scan closed is served now, not at the next event
+     * (schedule() is a no-op in here). */
+    if (!p->closing && housekeeping(p, now))
+        pump_waiters(p, now);
     p->in_pump = false;
     if (p->closing)
         return;
@@ -917,7 +926,7 @@ unsigned ibcore_pool_close_zombies(struct ibcore_pool *pool)
 
     if (pool == NULL || pool->closing)
         return 0;
-    n = close_own_zombies(pool);
+    n = close_own_zombies(pool, NULL);
     if (n > 0)
         schedule(pool);
     return n;

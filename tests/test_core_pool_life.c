@@ -223,10 +223,10 @@ static void pool_suspend_makes_idle_connections_revalidate(void **state)
 
 /* ---- own CLOSE_WAIT connections -------------------------------------------------------------- */
 
-/* A mockgw in a child process (its own loop), so that its FIN reaches our socket while our loop
- * is not running and the socket sits in CLOSE_WAIT. The child half-closes each connection
- * 300 ms after ready and exits when the pipe closes (or after 10 s). */
-static void child_gateway(int port_fd, int quit_fd)
+/* A mockgw in a child process (its own loop) running script, so that its FIN reaches our socket
+ * while our loop is not running and the socket sits in CLOSE_WAIT. It exits when the pipe
+ * closes (or after 10 s). */
+static void child_gateway(int port_fd, int quit_fd, const char *script)
 {
     uv_loop_t loop;
     struct mgw_config cfg;
@@ -238,9 +238,7 @@ static void child_gateway(int port_fd, int quit_fd)
     mgw_config_init(&cfg);
     cfg.listen_port = 0;
     cfg.admin_enabled = false;
-    srv = loop_start_mockgw(&loop, &cfg,
-                            "{\"rules\":[{\"match\":{\"phase\":\"ready\"},"
-                            "\"action\":{\"type\":\"half_close\",\"after_ms\":300}}]}");
+    srv = loop_start_mockgw(&loop, &cfg, script);
     port = mgw_server_api_port(srv);
     if (write(port_fd, &port, sizeof port) != (ssize_t)sizeof port)
         _exit(2);
@@ -254,12 +252,11 @@ static void child_gateway(int port_fd, int quit_fd)
     _exit(0);
 }
 
-static void pool_closes_its_own_close_wait_connections_only(void **state)
+/* Starts child_gateway(script); fx->pc.port is its port; returns the pid, *quit_w the pipe end
+ * whose close tells it to exit. */
+static pid_t fork_gateway(struct fixture *fx, const char *script, int *quit_w)
 {
-    struct fixture *fx = *state;
-    int port_pipe[2], quit_pipe[2], status;
-    struct ibcore_zombies z;
-    struct got a;
+    int port_pipe[2], quit_pipe[2];
     pid_t pid;
 
     assert_int_equal(pipe(port_pipe), 0);
@@ -270,13 +267,37 @@ static void pool_closes_its_own_close_wait_connections_only(void **state)
         close(port_pipe[0]);
         close(quit_pipe[1]);
         fcntl(quit_pipe[0], F_SETFL, O_NONBLOCK);
-        child_gateway(port_pipe[1], quit_pipe[0]);
+        child_gateway(port_pipe[1], quit_pipe[0], script);
     }
     close(port_pipe[1]);
     close(quit_pipe[0]);
     assert_int_equal(read(port_pipe[0], &fx->pc.port, sizeof fx->pc.port),
                      (ssize_t)sizeof fx->pc.port);
     close(port_pipe[0]);
+    *quit_w = quit_pipe[1];
+    return pid;
+}
+
+static void reap_gateway(pid_t pid, int quit_w)
+{
+    int status;
+
+    close(quit_w);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void pool_closes_its_own_close_wait_connections_only(void **state)
+{
+    struct fixture *fx = *state;
+    int quit_w;
+    struct ibcore_zombies z;
+    struct got a;
+    pid_t pid = fork_gateway(fx,
+                             "{\"rules\":[{\"match\":{\"phase\":\"ready\"},"
+                             "\"action\":{\"type\":\"half_close\",\"after_ms\":300}}]}",
+                             &quit_w);
+
     new_pool(fx, NULL);
     assert_int_equal(acquire(fx, &a, 3000), 0);
     assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
@@ -293,9 +314,67 @@ static void pool_closes_its_own_close_wait_connections_only(void **state)
     assert_int_equal(z.own, 0);
     assert_non_null(strstr(logged, "\"event\":\"zombie_closed\""));
     pool_close(fx);
-    close(quit_pipe[1]);
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    reap_gateway(pid, quit_w);
+}
+
+static void on_time(struct ibcore_conn *c, int status, int64_t epoch_s, void *data)
+{
+    (void)c;
+    (void)epoch_s;
+    *(int *)data = status == 0 ? 1 : -1;
+}
+
+/* A borrower's probe is on a connection the gateway has just closed, and a health check finds
+ * that socket in CLOSE_WAIT before the loop reads the FIN: the connection is closed and the
+ * borrower goes back to the head of the queue, where it must be served in that same turn (by
+ * the trusted idle connection next to it) — not at the next health check, a second later, or at
+ * its deadline. */
+static void pool_borrower_of_a_zombie_found_by_a_health_check_is_served_at_once(void **state)
+{
+    struct fixture *fx = *state;
+    int quit_w, answered = 0;
+    struct got a, b, w;
+    uint64_t frozen_at;
+    /* the probe on connection 1 gets no answer, and 200 ms later (after our turn) a FIN */
+    pid_t pid = fork_gateway(
+        fx,
+        "{\"rules\":[{\"match\":{\"phase\":\"request\",\"conn\":1,\"msg\":\"reqCurrentTime\"},"
+        "\"action\":{\"type\":\"ignore\"}},"
+        "{\"match\":{\"phase\":\"request\",\"conn\":1,\"msg\":\"reqCurrentTime\"},"
+        "\"action\":{\"type\":\"half_close\",\"after_ms\":200}}]}",
+        &quit_w);
+
+    fx->pc.max_size = 2;
+    fx->pc.alive_window_ms = 2000;
+    fx->pc.health_interval_ms = 1000; /* B's check (900..1100 ms) finds it still trusted */
+    fx->pc.probe_timeout_ms = 5000;
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(acquire(fx, &b, 3000), 0);
+    run_for(fx, 2100); /* A has heard nothing for longer than the alive window */
+    uv_update_time(&fx->loop);
+    assert_int_equal(ibcore_conn_current_time(b.conn, uv_now(&fx->loop) + 3000, on_time, &answered),
+                     0);
+    RUN_UNTIL(fx, answered != 0); /* B has: trusted for 2 s more */
+    assert_int_equal(answered, 1);
+    assert_int_equal(ibcore_pool_release(fx->pool, b.conn), 0);
+    run_for(fx, 20);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0); /* the most recent idle one */
+    acquire_start(fx, &w, 4000);
+    uv_run(&fx->loop, UV_RUN_NOWAIT); /* the pump reserves A and sends the probe */
+    assert_int_equal(stats(fx).validating, 1);
+    usleep(1300 * 1000); /* loop frozen: the FIN arrives, B's health check falls due */
+    uv_update_time(&fx->loop);
+    frozen_at = uv_now(&fx->loop);
+    RUN_UNTIL(fx, w.calls > 0);
+    assert_int_equal(w.status, 0);
+    assert_ptr_equal(w.conn, b.conn);
+    assert_in_range(uv_now(&fx->loop) - frozen_at, 0, 500); /* the bug: ~1000 (B's next check) */
+    assert_int_equal(stats(fx).zombies_closed, 1);
+    assert_int_equal(stats(fx).probes, 1); /* B was trusted: no probe */
+    assert_int_equal(ibcore_pool_release(fx->pool, w.conn), 0);
+    pool_close(fx);
+    reap_gateway(pid, quit_w);
 }
 
 /* ---- the breaker, checked again after the handshake lock ------------------------------------ */
@@ -379,6 +458,7 @@ int main(void)
         T(pool_max_lifetime_retires_idle_ones_never_lent_ones),
         T(pool_suspend_makes_idle_connections_revalidate),
         T(pool_closes_its_own_close_wait_connections_only),
+        T(pool_borrower_of_a_zombie_found_by_a_health_check_is_served_at_once),
         T(pool_breaker_opened_during_the_lock_wait_stops_the_connect),
         T(breaker_transitions_go_to_the_callback_and_the_log),
 #undef T
