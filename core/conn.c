@@ -9,6 +9,8 @@
  */
 #include "ibcore.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -632,6 +634,19 @@ int ibcore_conn_fd(const struct ibcore_conn *c)
     if (uv_fileno((const uv_handle_t *)&c->tcp, &fd) != 0)
         return -1;
     return fd;
+}
+
+bool ibcore_conn_peer_gone(const struct ibcore_conn *c)
+{
+    struct pollfd pfd = { .fd = ibcore_conn_fd(c), .events = POLLIN | POLLRDHUP };
+    int n;
+
+    if (pfd.fd < 0)
+        return true;
+    do
+        n = poll(&pfd, 1, 0);
+    while (n < 0 && errno == EINTR);
+    return n > 0 && (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
 }
 
 static int request_start(struct ibcore_conn *c, const uint8_t *frame, size_t len,

@@ -575,7 +575,6 @@ static int pick_id(const struct ibcore_pool *p, const struct acq *a, uint64_t no
     return any_held ? -1 : -2;
 }
 
-/* The most recently returned idle connection; dead ones found on the way are closed. */
 static void retire(struct ibcore_pool *p, struct entry *e)
 {
     p->retired++;
@@ -584,7 +583,8 @@ static void retire(struct ibcore_pool *p, struct entry *e)
     entry_close(e);
 }
 
-static struct entry *pick_idle(struct ibcore_pool *p, uint64_t now)
+/* The most recently returned idle connection; dead ones found on the way are closed. */
+static struct entry *pick_idle_once(struct ibcore_pool *p, uint64_t now)
 {
     struct entry *best = NULL;
 
@@ -603,6 +603,21 @@ static struct entry *pick_idle(struct ibcore_pool *p, uint64_t now)
             best = e;
     }
     return best;
+}
+
+/* pick_idle_once(), minus connections the gateway has already left: a FIN or RST still in the
+ * kernel because the loop was busy elsewhere is seen here (one poll(2)), so a dead connection
+ * is neither handed out inside its alive window nor probed. */
+static struct entry *pick_idle(struct ibcore_pool *p, uint64_t now)
+{
+    struct entry *e;
+
+    while ((e = pick_idle_once(p, now)) != NULL && ibcore_conn_peer_gone(e->conn)) {
+        pool_log(p, IBCORE_LOG_INFO, "peer_gone", ",\"client_id\":%d",
+                 p->cfg.client_id_first + e->id_off);
+        entry_close(e);
+    }
+    return e;
 }
 
 /* ---- the pump ---------------------------------------------------------------------------------

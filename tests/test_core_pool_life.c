@@ -324,6 +324,38 @@ static void on_time(struct ibcore_conn *c, int status, int64_t epoch_s, void *da
     *(int *)data = status == 0 ? 1 : -1;
 }
 
+/* The gateway closed an idle connection while the application kept the loop busy: the FIN sits
+ * unread in the kernel and the connection is still inside its alive window. The next acquire
+ * must not get it (nor a probe on it): the pool sees the FIN and makes a new connection. */
+static void pool_never_hands_out_a_connection_the_gateway_has_left(void **state)
+{
+    struct fixture *fx = *state;
+    int quit_w;
+    struct got a, w;
+    pid_t pid = fork_gateway(fx,
+                             "{\"rules\":[{\"match\":{\"phase\":\"ready\",\"conn\":1},"
+                             "\"action\":{\"type\":\"half_close\",\"after_ms\":300}}]}",
+                             &quit_w);
+
+    fx->pc.alive_window_ms = 5000; /* trusted without a probe throughout */
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_false(ibcore_conn_peer_gone(a.conn));
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    usleep(800 * 1000); /* loop busy elsewhere: the FIN arrives unread */
+    assert_true(ibcore_conn_peer_gone(a.conn));
+    assert_int_equal(acquire(fx, &w, 3000), 0);
+    assert_false(ibcore_conn_peer_gone(w.conn));
+    assert_int_equal(stats(fx).created, 2);
+    assert_int_equal(stats(fx).closed, 1);
+    assert_int_equal(stats(fx).probes, 0);
+    assert_non_null(strstr(logged, "info {\"metric\":\"pool\",\"event\":\"peer_gone\""));
+    assert_non_null(strstr(logged, "\"client_id\":1,"));
+    assert_int_equal(ibcore_pool_release(fx->pool, w.conn), 0);
+    pool_close(fx);
+    reap_gateway(pid, quit_w);
+}
+
 /* A borrower's probe is on a connection the gateway has just closed, and a health check finds
  * that socket in CLOSE_WAIT before the loop reads the FIN: the connection is closed and the
  * borrower goes back to the head of the queue, where it must be served in that same turn (by
@@ -458,6 +490,7 @@ int main(void)
         T(pool_max_lifetime_retires_idle_ones_never_lent_ones),
         T(pool_suspend_makes_idle_connections_revalidate),
         T(pool_closes_its_own_close_wait_connections_only),
+        T(pool_never_hands_out_a_connection_the_gateway_has_left),
         T(pool_borrower_of_a_zombie_found_by_a_health_check_is_served_at_once),
         T(pool_breaker_opened_during_the_lock_wait_stops_the_connect),
         T(breaker_transitions_go_to_the_callback_and_the_log),

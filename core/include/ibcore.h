@@ -239,6 +239,10 @@ const char *ibcore_conn_accounts(const struct ibcore_conn *c); /* "DU1,DU2" */
 /* uv_now() of the last frame received (0 = none): the alive window's input. */
 uint64_t ibcore_conn_last_rx_ms(const struct ibcore_conn *c);
 int ibcore_conn_fd(const struct ibcore_conn *c); /* -1 when not connected */
+/* True when the gateway has already closed or reset the connection but the loop has not read
+ * that yet (a FIN or RST waiting in the kernel, possibly behind unread data), or when it is not
+ * connected. One poll(2) with a zero timeout: it never blocks and reads nothing. */
+bool ibcore_conn_peer_gone(const struct ibcore_conn *c);
 
 /* A reply predicate: true when payload (one frame, fields NUL-separated) answers the request. */
 typedef bool (*ibcore_match_fn)(const uint8_t *payload, size_t len, void *data);
