@@ -2014,8 +2014,14 @@ static void account_op(struct run *r, const struct op *op)
         fail(r, "invariant: an operation of %s completed after the pool had closed", where);
     if (op->calls > 0 && op->kind != OP_HTTP && op->end_ms > op->deadline_ms + slack &&
         r->inv_overdue++ == 0)
-        fail(r, "invariant: an operation of %s completed %llu ms after its deadline", where,
-             (unsigned long long)(op->end_ms - op->deadline_ms));
+        fail(r,
+             "invariant: an operation of %s completed %llu ms after its deadline (%s: %s after "
+             "%llu ms of %llu; the loop's worst lateness meanwhile %llu ms)",
+             where, (unsigned long long)(op->end_ms - op->deadline_ms), kind_name(op->kind),
+             harness_status_name(harness_status_of(op->status)),
+             (unsigned long long)(op->end_ms - op->start_ms),
+             (unsigned long long)(op->deadline_ms - op->start_ms),
+             (unsigned long long)loop_lag(r, op->start_ms, op->end_ms + 2 * TICK_MS));
 }
 
 static void check_invariants(struct run *r)
