@@ -279,7 +279,9 @@ def main():
             samples.append((round(time.monotonic() - start, 1), rss, fds))
             if len(samples) % 12 == 1:
                 print(f"  t={samples[-1][0]:>7.1f}s rss={rss / 1024:.1f} MiB fds={fds} "
-                      f"{load.counts}", flush=True)
+                      + ("" if args.load_only else f"{load.counts} ")
+                      + (f"--load runs done {len(load_runs)}" if args.load else ""),
+                      flush=True)
             stop.wait(args.interval_s)
     finally:
         stop.set()
