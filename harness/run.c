@@ -444,8 +444,8 @@ static struct op *op_new(struct run *r, unsigned step, enum op_kind kind, uint64
     op->client_id = -1;
     /* The deadline judged is the one the core is given (op->deadline_ms, on the loop's clock,
      * read here): a stall between this and the call (a page fault, the process descheduled) must
-     * not make the core's deadline later than the judged one — the soak saw an acquire "27 ms
-     * late" that had ended on time. */
+     * not make the core's deadline later than the judged one, or an acquire that ends on time
+     * is reported late (one way to get the soak's "27 ms after its deadline"). */
     op->start_ms = loop_now(r);
     op->deadline_ms = op->start_ms + timeout_ms;
     op->stall_at_start = r->stall_total_ms;
