@@ -200,7 +200,8 @@ static void on_conn_closed(void *data)
 static void pump(uv_timer_t *t);
 static void on_lock(struct ibcore_hslock *lock, int status, void *data);
 
-/* Runs pump() on a later loop turn (inside pump() it re-reads everything anyway). */
+/* Runs pump() on a later loop turn. A no-op inside pump(), which serves the waiters first and
+ * serves them again when its housekeeping put a borrower back on the queue. */
 static void schedule(struct ibcore_pool *p)
 {
     if (!p->closing && !p->in_pump)
