@@ -751,8 +751,10 @@ static bool housekeeping(struct ibcore_pool *p, uint64_t now)
     for (struct entry *e = p->entries; e != NULL && !p->closing; e = e->next) {
         if (e->state != E_IDLE)
             continue;
+        /* not now - idle_since: a connection given back from a callback of this pump after the
+         * application moved the loop's clock on (uv_update_time) is idle since after now */
         if (!ibcore_conn_is_ready(e->conn) || ibcore_conn_is_poisoned(e->conn) ||
-            now - e->idle_since_ms >= p->cfg.idle_timeout_ms) {
+            now >= sat_add(e->idle_since_ms, p->cfg.idle_timeout_ms)) {
             entry_close(e);
         } else if (now >= e->retire_ms) {
             retire(p, e);

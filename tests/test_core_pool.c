@@ -363,6 +363,54 @@ static void pool_idle_gc_closes_idle_never_in_use(void **state)
     pool_close(fx);
 }
 
+/* The application's callback moves the loop's clock on (uv_update_time(), as any code that
+ * reads the time precisely does) and gives the connection back at once, inside the pool's own
+ * pump: the connection is then idle since a moment after the pump's "now". It must stay idle,
+ * not be taken for one idle for 2^64 ms and closed (under load, 1 run in ~50 of the harness's
+ * standard level lost its idle connection that way). */
+struct give_back {
+    struct fixture *fx;
+    struct got got;
+};
+
+static void on_acquired_give_back_later(struct ibcore_conn *conn, int status, void *data)
+{
+    struct give_back *gb = data;
+
+    on_acquired(conn, status, &gb->got);
+    usleep(5 * 1000);
+    uv_update_time(&gb->fx->loop);
+    assert_int_equal(ibcore_pool_release(gb->fx->pool, conn), 0);
+}
+
+static void pool_connection_given_back_from_a_callback_after_a_clock_update_stays(void **state)
+{
+    struct fixture *fx = *state;
+    struct give_back gb = { .fx = fx };
+    struct got a, b;
+
+    start_server(fx, NULL);
+    new_pool(fx, NULL);
+    assert_int_equal(acquire(fx, &a, 3000), 0);
+    assert_int_equal(ibcore_pool_release(fx->pool, a.conn), 0);
+    uv_update_time(&fx->loop);
+    /* served from the pump: the trusted idle connection, handed to the callback above */
+    assert_int_equal(
+        ibcore_pool_acquire(fx->pool, uv_now(&fx->loop) + 3000, on_acquired_give_back_later, &gb),
+        0);
+    RUN_UNTIL(fx, gb.got.calls > 0);
+    assert_int_equal(gb.got.status, 0);
+    assert_ptr_equal(gb.got.conn, a.conn);
+    run_for(fx, 20);
+    assert_int_equal(stats(fx).idle, 1);
+    assert_int_equal(stats(fx).closed, 0);
+    assert_int_equal(acquire(fx, &b, 3000), 0);
+    assert_ptr_equal(b.conn, a.conn); /* the same connection, not a new one */
+    assert_int_equal(stats(fx).created, 1);
+    assert_int_equal(ibcore_pool_release(fx->pool, b.conn), 0);
+    pool_close(fx);
+}
+
 static void pool_health_checks_probe_idle_and_close_dead(void **state)
 {
     struct fixture *fx = *state;
@@ -444,6 +492,7 @@ int main(void)
         T(pool_failed_connect_frees_the_slot_for_a_waiter),
         T(pool_close_completes_pending_with_eshutdown),
         T(pool_idle_gc_closes_idle_never_in_use),
+        T(pool_connection_given_back_from_a_callback_after_a_clock_update_stays),
         T(pool_health_checks_probe_idle_and_close_dead),
         T(pool_fds_back_to_baseline_after_1000_fault_cycles),
 #undef T
