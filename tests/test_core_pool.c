@@ -368,16 +368,11 @@ static void pool_idle_gc_closes_idle_never_in_use(void **state)
  * pump: the connection is then idle since a moment after the pump's "now". It must stay idle,
  * not be taken for one idle for 2^64 ms and closed (under load, 1 run in ~50 of the harness's
  * standard level lost its idle connection that way). */
-struct give_back {
-    struct fixture *fx;
-    struct got got;
-};
-
 static void on_acquired_give_back_later(struct ibcore_conn *conn, int status, void *data)
 {
-    struct give_back *gb = data;
+    struct closer *gb = data; /* the fixture and the result, as for on_acquired_close() */
 
-    on_acquired(conn, status, &gb->got);
+    on_acquired(conn, status, &gb->g);
     usleep(5 * 1000);
     uv_update_time(&gb->fx->loop);
     assert_int_equal(ibcore_pool_release(gb->fx->pool, conn), 0);
@@ -386,7 +381,7 @@ static void on_acquired_give_back_later(struct ibcore_conn *conn, int status, vo
 static void pool_connection_given_back_from_a_callback_after_a_clock_update_stays(void **state)
 {
     struct fixture *fx = *state;
-    struct give_back gb = { .fx = fx };
+    struct closer gb = { .fx = fx };
     struct got a, b;
 
     start_server(fx, NULL);
@@ -398,9 +393,9 @@ static void pool_connection_given_back_from_a_callback_after_a_clock_update_stay
     assert_int_equal(
         ibcore_pool_acquire(fx->pool, uv_now(&fx->loop) + 3000, on_acquired_give_back_later, &gb),
         0);
-    RUN_UNTIL(fx, gb.got.calls > 0);
-    assert_int_equal(gb.got.status, 0);
-    assert_ptr_equal(gb.got.conn, a.conn);
+    RUN_UNTIL(fx, gb.g.calls > 0);
+    assert_int_equal(gb.g.status, 0);
+    assert_ptr_equal(gb.g.conn, a.conn);
     run_for(fx, 20);
     assert_int_equal(stats(fx).idle, 1);
     assert_int_equal(stats(fx).closed, 0);
