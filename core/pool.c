@@ -959,9 +959,10 @@ void ibcore_pool_close(struct ibcore_pool *pool, void (*cb)(void *data), void *d
     pool->closing = true;
     pool->close_cb = cb;
     pool->close_data = data;
-    /* Every pending acquire, queued or attached to an entry, is collected first... */
+    /* Every pending acquire, queued or attached to an entry, is collected first (the entries'
+     * after the queue's; with the queue empty its tail is &wait_head, not ours to append to)... */
     list = pool->wait_head;
-    tail = pool->wait_tail;
+    tail = list != NULL ? pool->wait_tail : &list;
     pool->wait_head = NULL;
     pool->wait_tail = &pool->wait_head;
     for (struct entry *e = pool->entries; e != NULL; e = e->next) {

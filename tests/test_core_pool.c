@@ -342,6 +342,35 @@ static void pool_close_completes_pending_with_eshutdown(void **state)
     assert_int_equal(b.calls + c.calls + e.g.calls + a.calls, 4);
 }
 
+/* Every acquire is already at a connection (connecting to a silent gateway), none queued: the
+ * close still completes each one. It used to lose them (the CI leak of two acquires when a
+ * SIGTERM ended the harness in the middle of a schedule): collecting the entries' acquires
+ * appended them to the emptied queue instead of to the list being completed. */
+static void pool_close_completes_connecting_acquires_with_an_empty_queue(void **state)
+{
+    struct fixture *fx = *state;
+    struct got b, c;
+
+    start_server(fx, "{\"rules\":[{\"match\":{\"phase\":\"accept\"},"
+                     "\"action\":{\"type\":\"silent\"}}]}");
+    fx->pc.max_size = 2;
+    new_pool(fx, NULL);
+    acquire_start(fx, &b, 5000);
+    acquire_start(fx, &c, 5000);
+    run_for(fx, 50);
+    assert_int_equal(stats(fx).connecting, 2);
+    assert_int_equal(stats(fx).pending, 2);
+    ibcore_pool_close(fx->pool, on_pool_closed, fx);
+    assert_int_equal(b.calls, 1);
+    assert_int_equal(c.calls, 1);
+    assert_int_equal(b.status, IBCORE_ESHUTDOWN);
+    assert_int_equal(c.status, IBCORE_ESHUTDOWN);
+    RUN_UNTIL(fx, fx->pool_closed == 1);
+    fx->pool = NULL;
+    run_for(fx, 20);
+    assert_int_equal(b.calls + c.calls, 2);
+}
+
 static void pool_idle_gc_closes_idle_never_in_use(void **state)
 {
     struct fixture *fx = *state;
@@ -486,6 +515,7 @@ int main(void)
         T(pool_max_size_waiters_are_fifo),
         T(pool_failed_connect_frees_the_slot_for_a_waiter),
         T(pool_close_completes_pending_with_eshutdown),
+        T(pool_close_completes_connecting_acquires_with_an_empty_queue),
         T(pool_idle_gc_closes_idle_never_in_use),
         T(pool_connection_given_back_from_a_callback_after_a_clock_update_stays),
         T(pool_health_checks_probe_idle_and_close_dead),
