@@ -4,8 +4,10 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -832,6 +834,95 @@ static void format_double_round_trips_random_bits(void **state)
     }
 }
 
+/* The significant digits of a formatted double ("-1.2345E10" or "1.2345e+10" -> "12345",
+ * "0.0012" -> "12",
+ * "100.0" -> "1"). */
+static size_t sig_digits(const char *out, char *d, size_t cap)
+{
+    size_t n = 0;
+
+    for (const char *p = out; *p != '\0' && *p != 'E' && *p != 'e'; p++)
+        if (*p >= '0' && *p <= '9' && (n > 0 || *p != '0') && n + 1 < cap)
+            d[n++] = *p;
+    while (n > 1 && d[n - 1] == '0')
+        n--;
+    d[n] = '\0';
+    return n;
+}
+
+/* v's digits as printf rounds them to prec + 1 significant ones, trailing zeros dropped; true
+ * when those read back as v. */
+static bool rounded_digits(double v, int prec, char *d, size_t cap)
+{
+    char tmp[48];
+
+    snprintf(tmp, sizeof tmp, "%.*e", prec, v);
+    sig_digits(tmp, d, cap);
+    return strtod(tmp, NULL) == v;
+}
+
+/* Java's Double.toString, checked against its definition rather than a table: the output reads
+ * back as v, has as few significant digits as any decimal that does, and they are v correctly
+ * rounded to that many (the closest such decimal). The one exception is the closest two-digit
+ * form a one-digit value takes (only subnormals differ, covered by the table). */
+static void check_shortest(double v)
+{
+    char out[32], got[24], want[24];
+    size_t n;
+
+    assert_true(ibw_format_double(v, out, sizeof out) > 0);
+    assert_true(strtod(out, NULL) == v);
+    n = sig_digits(out, got, sizeof got);
+    if (n == 2 && rounded_digits(fabs(v), 0, want, sizeof want))
+        return;
+    if (n > 1 && rounded_digits(fabs(v), (int)n - 2, want, sizeof want)) {
+        fprintf(stderr, "%s: %zu digits, but %s round-trips\n", out, n, want);
+        fail();
+    }
+    rounded_digits(fabs(v), (int)n - 1, want, sizeof want);
+    if (strcmp(got, want) != 0) {
+        fprintf(stderr, "%s: digits %s, correctly rounded %s\n", out, got, want);
+        fail();
+    }
+}
+
+static void format_double_is_shortest_and_closest(void **state)
+{
+    uint64_t s = 0x2545F4914F6CDD1DULL;
+    int i;
+
+    (void)state;
+    for (i = 0; i < 50000; i++) {
+        uint64_t bits;
+        double v;
+
+        s ^= s >> 12;
+        s ^= s << 25;
+        s ^= s >> 27;
+        bits = s * 0x2545F4914F6CDD1DULL;
+        memcpy(&v, &bits, sizeof v);
+        if (isfinite(v) && v != 0.0)
+            check_shortest(v); /* any double, subnormals included */
+        /* prices and sizes: a few digits over a power of ten, and their arithmetic */
+        v = (double)(bits % 10000000u) / pow(10.0, (double)((bits >> 32) % 9));
+        if (v != 0.0) {
+            check_shortest(v);
+            check_shortest(v * 1.0001);
+            check_shortest(v + 0.01);
+        }
+    }
+    for (i = 1; i < 2000; i++) {
+        check_shortest(i * 0.01);
+        check_shortest(i * 0.05 + 100.0);
+        check_shortest(ldexp(1.0, i - 1075)); /* every power of two, subnormal to DBL_MAX's */
+    }
+    check_shortest(DBL_MIN);
+    check_shortest(nextafter(DBL_MIN, 0.0));
+    check_shortest(DBL_MAX);
+    check_shortest(1e-300);
+    check_shortest(1e300);
+}
+
 static void format_double_too_small_buffer_is_empty(void **state)
 {
     char out[4] = "xyz";
@@ -951,6 +1042,7 @@ int main(void)
         cmocka_unit_test(writer_empty_frame_is_ezerolen),
         cmocka_unit_test(format_double_java_table),
         cmocka_unit_test(format_double_round_trips_random_bits),
+        cmocka_unit_test(format_double_is_shortest_and_closest),
         cmocka_unit_test(format_double_too_small_buffer_is_empty),
         cmocka_unit_test(strerror_and_err_name_cover_every_code),
         cmocka_unit_test(err_name_falls_back_for_errno),

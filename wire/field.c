@@ -449,53 +449,76 @@ void ibw_put_bool(struct ibw_writer *w, bool v)
  * Java Double.toString
  */
 
-/* Shortest significant digits of a finite, non-zero |v| that read back as v: digits[] holds
- * them without a point, *exp10 is the decimal exponent of the first one (v = d.ddd x 10^exp10).
- * Returns the digit count, or 0 if printf misbehaves.
+/* v's digits rounded to prec + 1 significant ones ("%.*e"): digits[] holds them without the
+ * point and without trailing zeros, *exp10 is the decimal exponent of the first one (v = d.ddd x
+ * 10^exp10). The digit count, or 0 if printf misbehaves; *exact tells whether they read back as
+ * v. */
+static size_t rounded_digits(double v, int prec, char digits[20], int *exp10, bool *exact)
+{
+    char tmp[40], *end;
+    const char *p;
+    size_t nd = 0;
+    int64_t e;
+    int n = snprintf(tmp, sizeof tmp, "%.*e", prec, v);
+
+    if (n < 0 || (size_t)n >= sizeof tmp)
+        return 0;
+    *exact = strtod(tmp, &end) == v;
+    /* "d[.ddd]e[+-]XX": the digits before 'e' (skipping the point, whatever the locale spells
+     * it), then the exponent. */
+    for (p = tmp; *p != '\0' && *p != 'e'; p++) {
+        if (*p >= '0' && *p <= '9' && nd < 19)
+            digits[nd++] = *p;
+    }
+    if (*p != 'e' || nd == 0)
+        return 0;
+    p++;
+    if (*p == '+')
+        p++;
+    if (ibw_parse_i64(p, strlen(p), -400, 400, &e) != 0)
+        return 0;
+    while (nd > 1 && digits[nd - 1] == '0')
+        nd--;
+    digits[nd] = '\0';
+    *exp10 = (int)e;
+    return nd;
+}
+
+/* Shortest significant digits of a finite, non-zero |v| that read back as v (as
+ * rounded_digits() gives them). Returns the digit count, or 0 if printf misbehaves.
+ *
+ * Between 1e-300 and 1e300 (normal doubles, far from the ends) 15 digits decide it at once: any
+ * decimal of at most 15 significant digits survives a trip through a double and back to 15
+ * digits (DBL_DIG), so if the shortest has k <= 15 digits, v rounded to 15 is that decimal
+ * padded with zeros, and if v rounded to 15 does not read back, no shorter one does. Else 16,
+ * else 17 (always enough). Outside that range, every length from 1 is tried.
  *
  * Like Java's Double.toString (JDK 19+ specification), a one-digit result is replaced by the
  * closest two-digit decimal that still reads back as v: Double.MIN_VALUE is "4.9E-324", not
  * "5.0E-324". For every other value the two forms agree ("1.0E-4"). */
 static size_t shortest_digits(double v, char digits[20], int *exp10)
 {
-    char tmp[40];
-    int prec;
+    int prec = v >= 1e-300 && v <= 1e300 ? 14 : 0;
 
-    for (prec = 0; prec < 17; prec++) {
-        char *end;
-        const char *p;
-        size_t nd = 0;
-        int64_t e;
-        int n = snprintf(tmp, sizeof tmp, "%.*e", prec, v);
+    for (; prec < 17; prec++) {
+        bool exact;
+        size_t nd = rounded_digits(v, prec, digits, exp10, &exact);
 
-        if (n < 0 || (size_t)n >= sizeof tmp)
+        if (nd == 0)
             return 0;
-        if (prec < 16 && strtod(tmp, &end) != v)
+        if (!exact && prec < 16)
             continue; /* 17 significant digits always round-trip a double */
-        if (prec == 0) {
-            char two[40];
-            int n2 = snprintf(two, sizeof two, "%.1e", v);
+        if (nd == 1) {
+            char two[20];
+            int e2;
+            size_t n2 = rounded_digits(v, 1, two, &e2, &exact);
 
-            if (n2 > 0 && (size_t)n2 < sizeof two && strtod(two, &end) == v)
-                memcpy(tmp, two, (size_t)n2 + 1);
+            if (n2 > 0 && exact) {
+                memcpy(digits, two, n2 + 1);
+                *exp10 = e2;
+                return n2;
+            }
         }
-        /* "d[.ddd]e[+-]XX": collect the digits before 'e' (skipping the point, whatever the
-         * locale spells it), then the exponent. */
-        for (p = tmp; *p != '\0' && *p != 'e'; p++) {
-            if (*p >= '0' && *p <= '9' && nd < 19)
-                digits[nd++] = *p;
-        }
-        if (*p != 'e' || nd == 0)
-            return 0;
-        p++;
-        if (*p == '+')
-            p++;
-        if (ibw_parse_i64(p, strlen(p), -400, 400, &e) != 0)
-            return 0;
-        while (nd > 1 && digits[nd - 1] == '0')
-            nd--; /* "1.0" from the two-digit step, or the 17-digit fallback */
-        digits[nd] = '\0';
-        *exp10 = (int)e;
         return nd;
     }
     return 0;
