@@ -383,10 +383,19 @@ static void on_signal_closed(uv_handle_t *h)
 static void on_stopped(struct mgw_server *srv, void *data)
 {
     struct app *app = data;
+    struct sigaction ign;
 
     (void)srv;
     uv_close((uv_handle_t *)&app->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&app->sigterm, on_signal_closed);
+    /* Closing the handles gave the signals back their default action: one arriving during
+     * what is left (freeing, exit; bounded) would turn the clean exit 0 into death by that
+     * signal. The server has stopped; further signals have nothing left to ask. */
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGTERM, &ign, NULL);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
