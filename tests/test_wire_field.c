@@ -808,6 +808,15 @@ static void format_double_java_table(void **state)
     }
 }
 
+/* Any 64 bits, reproducibly. */
+static uint64_t xorshift64star(uint64_t *s)
+{
+    *s ^= *s >> 12;
+    *s ^= *s << 25;
+    *s ^= *s >> 27;
+    return *s * 0x2545F4914F6CDD1DULL;
+}
+
 static void format_double_round_trips_random_bits(void **state)
 {
     uint64_t s = 0x9e3779b97f4a7c15ULL;
@@ -820,10 +829,7 @@ static void format_double_round_trips_random_bits(void **state)
         double v, back;
         size_t n;
 
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        bits = s * 0x2545F4914F6CDD1DULL;
+        bits = xorshift64star(&s);
         memcpy(&v, &bits, sizeof v);
         if (isnan(v))
             continue;
@@ -896,10 +902,7 @@ static void format_double_is_shortest_and_closest(void **state)
         uint64_t bits;
         double v;
 
-        s ^= s >> 12;
-        s ^= s << 25;
-        s ^= s >> 27;
-        bits = s * 0x2545F4914F6CDD1DULL;
+        bits = xorshift64star(&s);
         memcpy(&v, &bits, sizeof v);
         if (isfinite(v) && v != 0.0)
             check_shortest(v); /* any double, subnormals included */
