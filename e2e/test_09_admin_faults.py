@@ -588,6 +588,95 @@ def test_reset_clears_the_journal(mockgw):
     assert mine[:2] == ["accept", "hello"], mine
 
 
+def test_reset_to_a_script_in_the_body(mockgw_factory, tmp_path):
+    doc = {"settings": {"accounts": "DU111", "stale_client_id_ms": 50}, "state": "calm",
+           "rules": [ERR_504]}
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps(doc))
+    m = mockgw_factory("--script", str(path), "--next-valid-id", "7")
+    a = m.ready_client()
+    body = {"settings": {"accounts": "DU222,DU333", "next_valid_id": 500,
+                         "pace_current_time": False, "stale_client_id_ms": 700,
+                         "max_clients": 3, "restart_every": {"every_ms": 60000, "down_ms": 10}},
+            "state": "stormy", "rules": [HOLD]}
+    assert ok(m, "POST", "/v1/reset", body) == {"ok": True, "reset": "request body"}
+    assert a.wait_eof(2.0) == b""  # every connection dropped
+    st = m.status()
+    assert st["accounts"] == "DU222,DU333"
+    assert st["rules"]["max_clients"] == 3 and st["rules"]["pace_current_time"] is False
+    assert st["faults"]["state"] == "stormy"
+    assert st["faults"]["stale_client_id_ms"] == 700
+    assert st["faults"]["restart_every_ms"] == 60000
+    assert [r["action"]["type"] for r in rules_of(m)["rules"]] == ["hold"]
+    assert [x["event"] for x in m.admin_journal()][:1] == ["reset"]
+    assert m.admin_journal()[0]["script"] == "body"
+    # What a client sees: the body's accounts and order id (over the flag's 7), and its rule.
+    c = m.client()
+    c.send_hello()
+    c.read_version_reply()
+    c.start_api(1)
+    c.expect_silence(0.3)  # held at START_API
+    ok(m, "POST", "/v1/actions/release-all")
+    burst = c.read_burst()
+    assert burst[0] == ["15", "1", "DU222,DU333"] and burst[1] == ["9", "1", "500"], burst
+    # A bare reset goes back to the start-up script and the start-up flags.
+    assert ok(m, "POST", "/v1/reset") == {"ok": True, "reset": "start-up script"}
+    st = m.status()
+    assert st["accounts"] == "DU111"
+    assert st["rules"]["max_clients"] == 32 and st["rules"]["pace_current_time"] is True
+    assert st["faults"]["state"] == "calm" and st["faults"]["stale_client_id_ms"] == 50
+    assert st["faults"]["restart_every_ms"] == 0
+    assert m.admin_journal()[0]["script"] == "start-up"
+    d = m.ready_client()
+    d.send_fields(REQ_IDS)
+    assert d.read_frame() == NOTICE_504
+    e = m.ready_client(client_id=2)
+    e.send_fields(REQ_TIME)
+    assert e.read_frame()[0] == "49"
+
+
+def test_reset_periodic_restart_from_the_body(mockgw):
+    body = {"settings": {"restart_every": {"every_ms": 300, "down_ms": 100}}}
+    ok(mockgw, "POST", "/v1/reset", body)
+    a = mockgw.ready_client()
+    assert a.wait_eof(3.0) == b""  # dropped by the periodic restart
+    ok(mockgw, "POST", "/v1/reset")  # none at start-up: none now
+    b = wait_until(lambda: _try_ready(mockgw), 3.0, what="the listener back")
+    b.expect_silence(1.0)  # not dropped any more
+    b.send_fields(REQ_IDS)
+    assert b.read_frame() == NEXT_VALID_ID
+
+
+def _try_ready(m):
+    try:
+        return m.ready_client()
+    except (OSError, AssertionError):
+        return None
+
+
+@pytest.mark.parametrize("raw,status,contains", [
+    ('{"rules": [{"match": {"phase": "accept"}, "action": {"type": "explode"}}]}', 400,
+     "body: $.rules[0].action.type"),
+    ('{"settings": {"max_clients": "many"}}', 400, "body: $.settings.max_clients"),
+    ('{"settings": {"restart_every": {"every_ms": 100, "down_ms": 100}}}', 400,
+     "body: $.settings.restart_every"),
+    ('{"colour": 1}', 400, "body: $.colour"),
+    ("[]", 400, "body: $"),
+    ('{"rules": [', 400, "invalid JSON at byte"),
+])
+def test_reset_with_a_bad_script_changes_nothing(mockgw_factory, tmp_path, raw, status,
+                                                 contains):
+    m = start(mockgw_factory, tmp_path, [ERR_504], state="calm")
+    a = m.ready_client()
+    before = rules_of(m)
+    seq = m.status()["journal_seq"]
+    err(m, "POST", "/v1/reset", status, raw=raw, contains=contains)
+    assert rules_of(m) == before
+    assert m.status()["journal_seq"] >= seq  # not cleared
+    a.send_fields(REQ_IDS)  # still connected, same rules
+    assert a.read_frame() == NOTICE_504
+
+
 def test_reset_wrong_method(mockgw):
     err(mockgw, "GET", "/v1/reset", 405)
 

@@ -257,14 +257,30 @@ def test_external_mockgw_through_its_admin_api(external, tmp_path):
                 "--admin", f"127.0.0.1:{external.admin}", "--json", js)
     report = json.loads(js.read_text())
     results = {sc["name"]: sc["result"] for sc in report["scenarios"]}
-    # Scenarios with gateway settings need the in-process gateway; everything else runs there.
     assert r.returncode == 0, r.stdout + r.stderr
     assert last_line(r.stdout) == "DEPLOY: OK"
-    assert results["accept-never-answers"] == "pass"     # its rules went through PUT /v1/rules
+    assert set(results.values()) == {"pass"}, results  # none skipped
+    assert results["accept-never-answers"] == "pass"     # its script went in POST /v1/reset
     assert results["breaker-opens"] == "pass"
     assert report["gateway"] == f"127.0.0.1:{external.api}"
     assert f"--gateway 127.0.0.1:{external.api} --admin 127.0.0.1:{external.admin}" in \
         report["scenarios"][0]["replay"]
+
+
+@pytest.mark.timeout_s(60)
+def test_external_mockgw_takes_the_scenarios_gateway_settings(external):
+    """A scenario's gateway settings reach an external mockgw in POST /v1/reset's body; the
+    reset at the end puts its start-up settings back."""
+    scenario = ROOT / "scenarios" / "standard" / "070-stale-session-holds-id.json"
+    assert "stale_client_id_ms" in scenario.read_text()
+    r = harness("--scenario", scenario, "--gateway", f"127.0.0.1:{external.api}",
+                "--admin", f"127.0.0.1:{external.admin}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 passed, 0 failed, 0 skipped" in r.stdout, r.stdout
+    code, st, _ = http_get(external.admin, "/v1/status")
+    assert code == 200
+    assert st["faults"]["stale_client_id_ms"] == 0, st["faults"]
+    assert st["faults"]["rules"] == [], st["faults"]
 
 
 @pytest.mark.timeout_s(120)

@@ -1741,26 +1741,15 @@ static bool setup_gateway(struct run *r, const struct harness_run_opts *o)
                      "needs the gateway's admin API (--admin HOST:PORT)");
             return false;
         }
-        if (sc->gateway_has_settings) {
-            r->res->verdict = HARNESS_SKIP;
-            snprintf(r->res->skip_reason, sizeof r->res->skip_reason,
-                     "$.gateway.settings need the in-process gateway");
-            return false;
-        }
         if (r->admin_port > 0) {
-            op = admin_call(r, NO_STEP, "POST", "/v1/reset", NULL, ADMIN_TIMEOUT);
+            /* Back to its start-up script, or to the scenario's (settings, state and rules). */
+            op = admin_call(r, NO_STEP, "POST", "/v1/reset", sc->gateway_json, ADMIN_TIMEOUT);
             if (op == NULL || op->status < 0 || op->http_status != 200) {
                 fail(r, "gateway: POST /v1/reset failed (%s)",
-                     op != NULL && op->status < 0 ? ibcore_strerror(op->status) : "HTTP error");
+                     op != NULL && op->status < 0     ? ibcore_strerror(op->status)
+                     : op != NULL && op->body != NULL ? op->body
+                                                      : "HTTP error");
                 return false;
-            }
-            if (sc->script != NULL) {
-                op = admin_call(r, NO_STEP, "PUT", "/v1/rules", sc->gateway_rules, ADMIN_TIMEOUT);
-                if (op == NULL || op->status < 0 || op->http_status != 200) {
-                    fail(r, "gateway: PUT /v1/rules failed (%s)",
-                         op != NULL && op->body != NULL ? op->body : "no answer");
-                    return false;
-                }
             }
         }
     }

@@ -1387,28 +1387,13 @@ static int parse_name(struct harness__jr *jr, const cJSON *v, struct harness_sce
 static int parse_gateway_script(struct harness__jr *jr, const cJSON *v, struct harness_scenario *sc)
 {
     struct mgw_err merr;
-    const cJSON *rules;
-    cJSON *body;
 
     sc->script = mgw_script_from_json(v, jr->name, "$.gateway", &merr);
     if (sc->script == NULL) {
         snprintf(jr->err->msg, sizeof jr->err->msg, "%s", merr.msg);
         return -1;
     }
-    sc->gateway_has_settings = ITEM(v, "settings") != NULL;
-    /* The same rules and state for an external gateway, as PUT /v1/rules takes them. */
-    if ((body = cJSON_CreateObject()) == NULL) {
-        harness__fail(jr, "$.gateway", "out of memory");
-        return -1;
-    }
-    rules = ITEM(v, "rules");
-    cJSON_AddItemToObject(body, "rules",
-                          rules != NULL ? cJSON_Duplicate(rules, true) : cJSON_CreateArray());
-    if (ITEM(v, "state") != NULL)
-        cJSON_AddItemToObject(body, "state", cJSON_Duplicate(ITEM(v, "state"), true));
-    sc->gateway_rules = print_json(jr, body, "$.gateway");
-    cJSON_Delete(body);
-    return sc->gateway_rules != NULL ? 0 : -1;
+    return 0;
 }
 
 static void expect_clear(struct harness_expect *e);
@@ -2004,7 +1989,6 @@ void harness_scenario_free(struct harness_scenario *sc)
     for (unsigned i = 0; i < sc->n_strings; i++)
         free(sc->strings[i]);
     mgw_script_free(sc->script);
-    free(sc->gateway_rules);
     free(sc->path);
     free(sc->name);
     free(sc->description);

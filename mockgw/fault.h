@@ -157,6 +157,16 @@ struct mgw_script_settings {
     uint64_t restart_down_ms;
 };
 
+/* The settings that live in struct mgw_config: X(setting, config field). */
+#define MGW_CONFIG_SETTINGS(X)              \
+    X(server_version, server_version)       \
+    X(accounts, accounts)                   \
+    X(next_valid_id, next_valid_id)         \
+    X(max_clients, max_clients)             \
+    X(unique_client_ids, unique_client_ids) \
+    X(pace_current_time, pace_current_time) \
+    X(handshake_timeout_ms, hello_timeout_ms)
+
 struct mgw_script {
     struct mgw_script_settings settings;
     char *state; /* initial named state; never NULL after loading ("normal") */

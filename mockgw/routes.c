@@ -121,6 +121,7 @@ static cJSON *status_json(struct mgw_server *srv)
     cJSON_AddStringToObject(faults, "state", mgw_faults_state(srv->faults));
     cJSON_AddNumberToObject(faults, "accept_delay_ms", (double)srv->accept_delay_ms);
     cJSON_AddNumberToObject(faults, "stale_client_id_ms", (double)srv->ctx.stale_client_id_ms);
+    cJSON_AddNumberToObject(faults, "restart_every_ms", (double)srv->restart_every_ms);
     for (unsigned i = 0; i < mgw_faults_count(srv->faults); i++) {
         const struct mgw_rule *r = mgw_faults_at(srv->faults, i);
         cJSON *o = cJSON_CreateObject();
@@ -578,18 +579,34 @@ static void route_state(struct mgw_server *srv, const struct mgw_http_request *r
     reply_json(resp, 200, o);
 }
 
-/* POST /v1/reset: the start-up script again, no connections, ordinal 1 next, journal empty. */
+/* POST /v1/reset: the start-up script again (or the script in the body), no connections,
+ * ordinal 1 next, journal empty. A body that is not a valid script changes nothing. */
 static void route_reset(struct mgw_server *srv, const struct mgw_http_request *req,
                         struct mgw_http_response *resp)
 {
+    struct mgw_script *given = NULL;
+
     if (strcmp(req->method, "POST") != 0) {
         method_not_allowed(resp, req, "POST");
         return;
     }
+    if (req->body_len > 0) {
+        struct mgw_err err;
+        cJSON *doc = parse_body(req, resp);
+
+        if (doc == NULL)
+            return;
+        given = mgw_script_from_json(doc, "body", NULL, &err);
+        cJSON_Delete(doc);
+        if (given == NULL) {
+            reply_error(resp, strstr(err.msg, "out of memory") != NULL ? 500 : 400, "%s", err.msg);
+            return;
+        }
+    }
     /* At once, no FIN linger: every disconnect is journaled before the journal is cleared. */
     while (srv->conns)
         mgw__conn_close_now(srv->conns, "admin: reset");
-    if (mgw__arm_script(srv, srv->script) < 0) {
+    if (mgw__reset_to(srv, given) < 0) {
         reply_error(resp, 500, "out of memory");
         return;
     }
@@ -601,8 +618,9 @@ static void route_reset(struct mgw_server *srv, const struct mgw_http_request *r
     srv->next_conn_id = 0;
     mgw_replay_rewind(srv->replay);
     mgw_journal_clear(srv->journal);
-    mgw_journal_event(srv->journal, 0, -1, "reset", NULL);
-    reply_json(resp, 200, ok_json("reset", "start-up script"));
+    mgw_journal_eventf(srv->journal, 0, -1, "reset", "\"script\":\"%s\"",
+                       given != NULL ? "body" : "start-up");
+    reply_json(resp, 200, ok_json("reset", given != NULL ? "request body" : "start-up script"));
 }
 
 void mgw__admin_route(void *ctx, const struct mgw_http_request *req, struct mgw_http_response *resp)

@@ -202,6 +202,7 @@ struct mgw_server *mgw_server_new(uv_loop_t *loop, const struct mgw_config *cfg,
     srv->cfg.upstream_host = srv->upstream_host;
     srv->cfg.record_path = srv->record_path;
     srv->cfg.replay_path = srv->replay_path;
+    srv->base_cfg = srv->cfg;
     srv->proxy = srv->upstream_host != NULL;
     if (srv->proxy && resolve_upstream(srv, err) < 0)
         goto fail;
@@ -253,6 +254,7 @@ void mgw_server_free(struct mgw_server *srv)
     free(srv->sched);
     mgw_faults_free(srv->faults);
     mgw_script_free(srv->script);
+    mgw_script_free(srv->reset_script);
     mgw_journal_free(srv->journal);
     mgw_fixtures_free(srv->fx);
     mgw_replay_free(srv->replay);
@@ -1322,6 +1324,37 @@ int mgw__arm_script(struct mgw_server *srv, const struct mgw_script *script)
     srv->restart_every_ms = st->restart_every_ms;
     srv->restart_down_ms = st->restart_down_ms;
     srv->listen_mode = st->listener;
+    return 0;
+}
+
+int mgw__reset_to(struct mgw_server *srv, struct mgw_script *given)
+{
+    const struct mgw_config *base = &srv->base_cfg;
+    struct mgw_config *cfg = &srv->cfg;
+    int rc = mgw__arm_script(srv, given != NULL ? given : srv->script);
+
+    if (rc < 0) {
+        mgw_script_free(given);
+        return rc;
+    }
+#define RESTORE(setting, field) cfg->field = base->field;
+#define APPLY(setting, field)          \
+    if (given->settings.has_##setting) \
+        cfg->field = given->settings.setting;
+    MGW_CONFIG_SETTINGS(RESTORE)
+    if (given != NULL) {
+        MGW_CONFIG_SETTINGS(APPLY)
+    }
+#undef RESTORE
+#undef APPLY
+    mgw_script_free(srv->reset_script); /* cfg->accounts no longer points into it */
+    srv->reset_script = given;
+    if (srv->timers_init) {
+        uv_timer_stop(&srv->every_timer);
+        if (srv->restart_every_ms > 0)
+            uv_timer_start(&srv->every_timer, on_every_timer, srv->restart_every_ms,
+                           srv->restart_every_ms);
+    }
     return 0;
 }
 

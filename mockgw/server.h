@@ -84,7 +84,8 @@ struct conn {
 
 struct mgw_server {
     uv_loop_t *loop;
-    struct mgw_config cfg; /* strings below are our own copies */
+    struct mgw_config cfg;      /* strings below are our own copies */
+    struct mgw_config base_cfg; /* cfg as started: what POST /v1/reset goes back to */
     char *listen_host, *admin_host, *accounts, *log_path, *fixtures_path;
     char *upstream_host, *record_path, *replay_path;
     bool proxy;                            /* --upstream: every connection is mirrored */
@@ -92,6 +93,7 @@ struct mgw_server {
     char upstream_name[300];               /* "host:port" for the journal and the status */
     struct mgw_replay *replay;             /* --replay */
     struct mgw_script *script;             /* the start-up script, kept for POST /v1/reset */
+    struct mgw_script *reset_script;       /* the body of the last POST /v1/reset, if it had one */
     struct mgw_fixtures *fx;
     struct mgw_journal *journal;
     struct mgw_faults *faults;
@@ -149,6 +151,12 @@ void mgw__conn_release(struct conn *c);
 /* Arms the script's settings and rules (the start-up script, or again on POST /v1/reset).
  * 0 or -ENOMEM. */
 int mgw__arm_script(struct mgw_server *srv, const struct mgw_script *script);
+
+/* POST /v1/reset's settings and rules: the start-up script (given NULL), or given, which the
+ * server owns from then on (freed at the next reset, or on error). given's settings apply over
+ * the configuration mockgw started with: what it names wins, even over a command-line flag;
+ * what it leaves out is as at start-up. The periodic restart starts over. 0 or -ENOMEM. */
+int mgw__reset_to(struct mgw_server *srv, struct mgw_script *given);
 
 /* Drops every connection (FIN, or RST with reset), journaled with why. */
 void mgw__drop_all(struct mgw_server *srv, bool reset, const char *why);

@@ -380,9 +380,9 @@ static void scenario_loads_every_field(void **state)
     assert_int_equal(sc->breaker.lease_ms, 40);
     assert_int_equal(sc->breaker.seed, 3);
     assert_non_null(sc->script);
-    assert_true(sc->gateway_has_settings);
     assert_true(sc->needs_admin);
-    assert_non_null(strstr(sc->gateway_rules, "\"silent\""));
+    assert_non_null(strstr(sc->gateway_json, "\"silent\""));
+    assert_non_null(strstr(sc->gateway_json, "\"settings\""));
     assert_int_equal(sc->n_steps, 4);
     assert_int_equal(sc->steps[0].kind, HARNESS_STEP_ACQUIRE);
     assert_int_equal(sc->steps[0].count, 4);

@@ -332,8 +332,6 @@ struct harness_scenario {
     char *strings[8]; /* owned copies the core config's string fields point to */
     unsigned n_strings;
     struct mgw_script *script;  /* "gateway" (NULL when absent) */
-    char *gateway_rules;        /* the same rules as a PUT /v1/rules body, for an external one */
-    bool gateway_has_settings;  /* settings need the in-process gateway */
     bool needs_admin;           /* gateway steps or journal expectations */
     int measure_step;           /* the step whose slowest operation is the key measure; -1 */
     struct harness_step *steps; /* none with "generate" */
@@ -343,7 +341,9 @@ struct harness_scenario {
     struct harness_generate *generate; /* NULL: a plain scenario */
     struct harness_soak *soak;         /* NULL: the steps run once */
     struct harness_client *client;     /* NULL: the steps drive the core */
-    char *core_json, *gateway_json;    /* "core" and "gateway" as given (generate only) */
+    char *core_json;                   /* "core" as given (generate only) */
+    char *gateway_json; /* "gateway" as given: gateway_process's --script, an external one's
+                         * POST /v1/reset body, a generator's base */
 };
 
 /* Loads a scenario file (at most 4 MiB). NULL on error, err->msg "path: $.json.path: reason". */
