@@ -650,6 +650,40 @@ def test_signal_mid_scenario_tears_down_reports_and_exits_128_plus_n(tmp_path, s
 
 
 @pytest.mark.timeout_s(60)
+def test_signals_during_the_stop_change_nothing(tmp_path):
+    """SIGINTs keep coming after the SIGTERM, through the teardown, the reports and the exit:
+    the verdict and the exit code are the first signal's, and the reports are whole."""
+    doc = {"name": "waits", "levels": ["standard"],
+           "steps": [{"core": "acquire", "expect": {"status": "ok"}}, {"wait_ms": 30000}]}
+    sc = write(tmp_path, "long.json", doc)
+    report, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    out_path, err_path = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out_path, "w") as out_f, open(err_path, "w") as err_f:  # no pipe to fill
+        proc = subprocess.Popen([harness_bin(), "--scenario", str(sc), "--json", str(report),
+                                 "--junit", str(junit)], stdout=out_f, stderr=err_f, cwd=ROOT)
+    try:
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        # Both pending at once, the kernel would deliver SIGINT first (lower number).
+        assert wait_until(lambda: "SIGTERM: stopping" in err_path.read_text(), 10), \
+            err_path.read_text()
+        deadline = time.monotonic() + 20
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGINT)  # a no-op once Popen has reaped it
+            time.sleep(0.0005)
+        proc.wait(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out, err = out_path.read_text(), err_path.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM, (proc.returncode, out, err)
+    assert last_line(out) == "DO NOT DEPLOY: interrupted by SIGTERM", out
+    assert json.loads(report.read_text())["summary"]["interrupted"] == "SIGTERM"
+    assert ET.parse(junit).getroot().find(".//testcase") is not None
+
+
+@pytest.mark.timeout_s(60)
 def test_signal_during_a_generator_stops_between_schedules(tmp_path):
     report = tmp_path / "r.json"
     proc = start_harness("--level", "exhaustive", "--only", "random-*", "--json", report)

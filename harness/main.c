@@ -558,11 +558,21 @@ static void watch_run_signals(uv_loop_t *loop)
     uv_unref((uv_handle_t *)&sig_int);
 }
 
+/* After the reports: what is left (freeing, exit) is bounded, and closing the handles gave
+ * the signals back their default action — a late one would turn the exit code and the
+ * verdict it carries into death by that signal. */
 static void unwatch_run_signals(uv_loop_t *loop)
 {
+    struct sigaction ign;
+
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
     uv_run(loop, UV_RUN_NOWAIT);
+    memset(&ign, 0, sizeof ign);
+    ign.sa_handler = SIG_IGN;
+    sigemptyset(&ign.sa_mask);
+    sigaction(SIGINT, &ign, NULL);
+    sigaction(SIGTERM, &ign, NULL);
 }
 
 static void on_probe_stopped(void *data)
@@ -740,7 +750,6 @@ int main(int argc, char **argv)
     }
     if (rep.interrupted == 0 && (rep.interrupted = harness_interrupted()) != 0)
         rep.not_run = n - rep.n;
-    unwatch_run_signals(&loop);
     rep.duration_ms = (uv_hrtime() - t0) / 1000000u;
     rc = harness_report_failed(&rep) > 0 ? 1 : 0;
     if (o.json != NULL && harness_report_json(&rep, o.json, &err) < 0) {
@@ -769,6 +778,7 @@ int main(int argc, char **argv)
     }
     if (rep.interrupted != 0 && rc != EXIT_USAGE)
         rc = 128 + rep.interrupted;
+    unwatch_run_signals(&loop); /* a signal while the reports were written changed nothing */
     for (unsigned i = 0; i < rep.n; i++) {
         harness_result_clear(&rep.items[i].res);
         free(rep.items[i].replay);
