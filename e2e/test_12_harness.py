@@ -575,6 +575,30 @@ def test_probe_serve_endpoints_and_sigterm(tmp_path):
         gw.stop()
 
 
+@pytest.mark.timeout_s(60)
+def test_probe_serve_signals_during_the_stop_change_nothing(tmp_path):
+    gw = ExternalMockgw(tmp_path)
+    proc = subprocess.Popen([harness_bin(), "probe", f"127.0.0.1:{gw.api}", "--serve",
+                             "127.0.0.1:0", "--interval-ms", "200"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
+        assert wait_until(lambda: http_get(port, "/api/v1/ib/health")[0] == 200, 5)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.002)  # both pending at once, SIGINT (lower number) would come first
+        deadline = time.monotonic() + 10
+        while proc.poll() is None and time.monotonic() < deadline:
+            proc.send_signal(signal.SIGINT)  # a no-op once Popen has reaped it
+            time.sleep(0.0005)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        gw.stop()
+
+
 def children_of(pid):
     """The pids of pid's children (Linux: /proc/PID/task/*/children)."""
     kids = []

@@ -558,21 +558,26 @@ static void watch_run_signals(uv_loop_t *loop)
     uv_unref((uv_handle_t *)&sig_int);
 }
 
-/* After the reports: what is left (freeing, exit) is bounded, and closing the handles gave
- * the signals back their default action — a late one would turn the exit code and the
- * verdict it carries into death by that signal. */
-static void unwatch_run_signals(uv_loop_t *loop)
+/* Closes the signal handles and ignores SIGINT and SIGTERM from then on: closing gave them
+ * back their default action, and one arriving in what is left (a bounded stop, the reports,
+ * the exit) would turn the exit code, and the verdict it carries, into death by a signal. */
+static void unwatch_signals(void)
 {
     struct sigaction ign;
 
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
-    uv_run(loop, UV_RUN_NOWAIT);
     memset(&ign, 0, sizeof ign);
     ign.sa_handler = SIG_IGN;
     sigemptyset(&ign.sa_mask);
     sigaction(SIGINT, &ign, NULL);
     sigaction(SIGTERM, &ign, NULL);
+}
+
+static void unwatch_run_signals(uv_loop_t *loop)
+{
+    unwatch_signals();
+    uv_run(loop, UV_RUN_NOWAIT);
 }
 
 static void on_probe_stopped(void *data)
@@ -585,8 +590,7 @@ static void on_stop_signal(uv_signal_t *s, int signum)
 {
     (void)s;
     (void)signum;
-    uv_close((uv_handle_t *)&sig_term, NULL);
-    uv_close((uv_handle_t *)&sig_int, NULL);
+    unwatch_signals();
     harness_probe_stop(serving, on_probe_stopped, NULL);
 }
 
