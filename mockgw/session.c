@@ -114,6 +114,7 @@ int mgw_ctx_init(struct mgw_ctx *ctx, const struct mgw_config *cfg, const struct
     ctx->scratch_cap = (size_t)IBW_MAX_FRAME + 4 + 4096;
     ctx->frames_per_turn = 32;
     ctx->bytes_per_turn = 64u << 10;
+    ctx->max_hist_bars = MAX_HIST_BARS;
     ctx->scratch = malloc(ctx->scratch_cap);
     return ctx->scratch ? 0 : -ENOMEM;
 }
@@ -1037,7 +1038,7 @@ static void req_historical_data(struct mgw_session *s, struct ibw_reader *r)
     hr.format_date = format_date;
     hr.now_s = ctx->wall_ms(ctx->clock) / 1000;
     hr.seed = ctx->cfg->seed;
-    hr.max_bars = MAX_HIST_BARS;
+    hr.max_bars = ctx->max_hist_bars;
     if (mgw_hist_generate(&hr, &h, &rej) < 0) {
         send_error(s, req_id, rej.code, rej.text);
         return;

@@ -66,6 +66,8 @@ struct mgw_ctx {
                                   * (0 = no limit) */
     size_t bytes_per_turn;       /* ... or once its answers reach this many bytes: 64 KiB (a
                                   * day of 1-minute bars is 25 KB; 0 = no limit) */
+    unsigned max_hist_bars;      /* the most bars one reqHistoricalData gets; more is error 162
+                                  * "too many bars": 100000 */
     struct {
         uint64_t refused_client_id; /* 326 sent */
         uint64_t bad_input;         /* sessions closed for malformed input */

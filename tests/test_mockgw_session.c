@@ -487,6 +487,39 @@ static void session_historical_data_is_deterministic(void **state)
                         5);
 }
 
+/* More bars than ctx->max_hist_bars: error 162, as the gateway's "Time length exceed max."
+ * (the session fuzz target caps answers this way). Exactly the cap: the bars. */
+static void session_historical_bars_over_the_cap_are_error_162(void **state)
+{
+    struct env *e = *state;
+    struct mgw_session s;
+    struct peer p = { 0 }, q = { 0 };
+    static const char err_162[] = "4\0"
+                                  "2\0"
+                                  "4\0"
+                                  "162\0"
+                                  "Historical Market Data Service error message:Time length "
+                                  "exceed max.";
+    struct ibw_frame f;
+    size_t off = 0;
+
+    e->ctx.max_hist_bars = 12; /* one RTH day of 30-minute bars is 13 */
+    handshake(e, &s, &p, 1);
+    FEED_FRAME(&s, HIST_REQ);
+    mgw_session_end(&s);
+    assert_true(ibw_frame_parse(p.out, p.out_len, IBW_MAX_FRAME, &f) > 0);
+    assert_true(f.len >= sizeof err_162 - 1);
+    assert_memory_equal(f.payload, err_162, sizeof err_162 - 1);
+
+    e->ctx.max_hist_bars = 13;
+    handshake(e, &s, &q, 2);
+    FEED_FRAME(&s, HIST_REQ);
+    mgw_session_end(&s);
+    off = (size_t)ibw_frame_parse(q.out, q.out_len, IBW_MAX_FRAME, &f);
+    assert_true(off > 0);
+    assert_memory_equal(f.payload, "17\0", 3);
+}
+
 /* A keepUpToDate request whose answer ends the session (the server closes a client whose
  * output overflows, from inside the send) registers no subscription: the session's sets are
  * already freed (LSan caught the leak in the e2e non-reader test). */
@@ -614,6 +647,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(session_pinned_version_changes_error_layout, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(session_historical_data_is_deterministic, setup, teardown),
+        cmocka_unit_test_setup_teardown(session_historical_bars_over_the_cap_are_error_162, setup,
+                                        teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
