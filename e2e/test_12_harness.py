@@ -4,6 +4,7 @@ the JSON and JUnit reports, the replay command, bad scenario files, and an exter
 Self-contained: it runs $HARNESS_BIN (ctest sets it; else the newest build*/harness/harness) as
 a subprocess, and starts its own mockgw ($MOCKGW_BIN) for the external-gateway test."""
 
+import contextlib
 import json
 import os
 import shlex
@@ -536,18 +537,38 @@ def wait_until(cond, timeout_s):
     return cond()
 
 
-@pytest.mark.timeout_s(60)
-def test_probe_serve_endpoints_and_sigterm(tmp_path):
+@contextlib.contextmanager
+def serving_probe(tmp_path):
+    """(external mockgw, `harness probe --serve` on it, the probe's port), healthy; both
+    stopped at the end."""
     gw = ExternalMockgw(tmp_path)
     proc = subprocess.Popen([harness_bin(), "probe", f"127.0.0.1:{gw.api}", "--serve",
                              "127.0.0.1:0", "--interval-ms", "200"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         line = proc.stdout.readline()
         assert line.startswith("harness probe: serving http://127.0.0.1:"), line
         port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
         assert wait_until(lambda: http_get(port, "/api/v1/ib/health")[0] == 200, 5)
+        yield gw, proc, port
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        gw.stop()
 
+
+def signal_until_exit(proc, sig, timeout_s):
+    """sig to proc (our own child) every half millisecond until it exits."""
+    deadline = time.monotonic() + timeout_s
+    while proc.poll() is None and time.monotonic() < deadline:
+        proc.send_signal(sig)  # a no-op once Popen has reaped it
+        time.sleep(0.0005)
+
+
+@pytest.mark.timeout_s(60)
+def test_probe_serve_endpoints_and_sigterm(tmp_path):
+    with serving_probe(tmp_path) as (gw, proc, port):
         status, doc, ctype = http_get(port, "/api/v1/ib/resilience")
         assert status == 200 and ctype == "application/json"
         assert doc["score"]["total"] >= 75 and doc["probe"]["acquire"] == "ok"
@@ -568,35 +589,14 @@ def test_probe_serve_endpoints_and_sigterm(tmp_path):
 
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        gw.stop()
 
 
 @pytest.mark.timeout_s(60)
 def test_probe_serve_signals_during_the_stop_change_nothing(tmp_path):
-    gw = ExternalMockgw(tmp_path)
-    proc = subprocess.Popen([harness_bin(), "probe", f"127.0.0.1:{gw.api}", "--serve",
-                             "127.0.0.1:0", "--interval-ms", "200"],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        line = proc.stdout.readline()
-        port = int(line.split("http://127.0.0.1:", 1)[1].split("/", 1)[0])
-        assert wait_until(lambda: http_get(port, "/api/v1/ib/health")[0] == 200, 5)
+    with serving_probe(tmp_path) as (_, proc, _port):
         proc.send_signal(signal.SIGTERM)
-        time.sleep(0.002)  # both pending at once, SIGINT (lower number) would come first
-        deadline = time.monotonic() + 10
-        while proc.poll() is None and time.monotonic() < deadline:
-            proc.send_signal(signal.SIGINT)  # a no-op once Popen has reaped it
-            time.sleep(0.0005)
+        signal_until_exit(proc, signal.SIGINT, 10)
         assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        gw.stop()
 
 
 def children_of(pid):
@@ -691,10 +691,7 @@ def test_signals_during_the_stop_change_nothing(tmp_path):
         # Both pending at once, the kernel would deliver SIGINT first (lower number).
         assert wait_until(lambda: "SIGTERM: stopping" in err_path.read_text(), 10), \
             err_path.read_text()
-        deadline = time.monotonic() + 20
-        while proc.poll() is None and time.monotonic() < deadline:
-            proc.send_signal(signal.SIGINT)  # a no-op once Popen has reaped it
-            time.sleep(0.0005)
+        signal_until_exit(proc, signal.SIGINT, 20)
         proc.wait(timeout=5)
     finally:
         if proc.poll() is None:
